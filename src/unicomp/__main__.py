@@ -1,0 +1,3 @@
+from unicomp.cli import main
+
+main()

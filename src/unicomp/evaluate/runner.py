@@ -1,0 +1,206 @@
+"""Run one task on one model: documents -> requests -> model answers -> per-item records -> scores.
+
+The per-item records are the point: paired statistics between a base model and its compressed
+variants (flips, agreement, retention) need the same items scored the same way, so every
+record carries a stable item id and a hash of the exact prompt it was asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from unicomp.data.resolver import ResolvedDataset, load_rows
+from unicomp.errors import UnicompError
+from unicomp.evaluate.lm import LanguageModel
+from unicomp.evaluate.scoring import bits_per_unit, mean_and_stderr, multiple_choice_metrics, perplexity
+from unicomp.evaluate.tasks.language_modelling import count_bytes, count_words
+from unicomp.evaluate.tasks.reasoning import normalize_number
+from unicomp.evaluate.tasks.spec import TaskSpec
+
+Progress = Callable[[float], None]
+
+
+@dataclass
+class ItemRecord:
+    item_id: str
+    prompt_hash: str
+    target: Any
+    prediction: Any = None
+    loglikelihoods: list[float] | None = None
+    is_greedy: list[bool] | None = None
+    generation: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TaskResult:
+    task: str
+    category: str
+    scores: dict[str, float]
+    stderr: dict[str, float | None]
+    n_items: int
+    records: list[ItemRecord]
+    data: dict[str, Any]
+    settings: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return {"task": self.task, "category": self.category, "scores": self.scores, "stderr": self.stderr,
+                "n_items": self.n_items, "data": self.data, "settings": self.settings}
+
+
+def task_settings(spec: TaskSpec, limit: int | None, num_fewshot: int | None, lm: LanguageModel) -> dict[str, Any]:
+    """Everything that changes what is computed; the cache key of an evaluation unit."""
+    return {
+        "task_version": spec.version,
+        "limit": limit,
+        "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
+        "max_length": lm.max_length,
+        "add_bos_token": lm.add_bos_token,
+        "seq_len": spec.seq_len if spec.output_type == "fixed_window_perplexity" else None,
+        "max_gen_toks": spec.max_gen_toks if spec.output_type == "generate_until" else None,
+    }
+
+
+def load_task_docs(spec: TaskSpec, limit: int | None, *, data_dir=None, sources=None) -> tuple[list[dict], ResolvedDataset]:
+    """The documents a task scores: resolved rows, task preprocessing, then the first `limit`."""
+    ds = spec.dataset
+    resolved = load_rows(ds.id, ds.config, ds.split, fallback_splits=ds.fallback_splits, sources=sources, data_dir=data_dir)
+    docs = spec.process_docs(resolved.rows) if spec.process_docs else list(resolved.rows)
+    if limit is not None:
+        if limit < 1:
+            raise UnicompError(f"limit must be a positive number of items, got {limit}", "pass --limit 1 or more, or omit it")
+        docs = docs[:limit]
+    return docs, resolved
+
+
+def evaluate_task(
+    lm: LanguageModel,
+    spec: TaskSpec,
+    docs: list[dict],
+    resolved: ResolvedDataset,
+    *,
+    limit: int | None = None,
+    num_fewshot: int | None = None,
+    progress: Progress | None = None,
+) -> TaskResult:
+    if num_fewshot is not None and num_fewshot > len(spec.fewshot_examples):
+        raise UnicompError(
+            f"task {spec.name} has {len(spec.fewshot_examples)} few-shot examples, {num_fewshot} requested",
+            f"pass --num-fewshot {len(spec.fewshot_examples)} or fewer",
+        )
+    settings = task_settings(spec, limit, num_fewshot, lm)
+    if num_fewshot is not None:
+        from dataclasses import replace
+
+        spec = replace(spec, num_fewshot=num_fewshot)
+    runner = {
+        "multiple_choice": _multiple_choice,
+        "loglikelihood_rolling": _rolling,
+        "fixed_window_perplexity": _fixed_window,
+        "generate_until": _generation,
+    }[spec.output_type]
+    records, scores, stderr = runner(lm, spec, docs, progress, limit)
+    return TaskResult(spec.name, spec.category, scores, stderr, len(records), records, resolved.record(), settings)
+
+
+def _hash(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()[:16]
+
+
+def _scaled(progress: Progress | None, factor: float):
+    if progress is None:
+        return None
+    return lambda n: progress(n * factor)
+
+
+def _aggregate(records: list[ItemRecord], metrics) -> tuple[dict[str, float], dict[str, float | None]]:
+    scores, stderr = {}, {}
+    for m in metrics:
+        scores[m], stderr[m] = mean_and_stderr([r.metrics[m] for r in records])
+    return scores, stderr
+
+
+def _multiple_choice(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
+    prefix = spec.fewshot_prefix()
+    requests: list[tuple[str, str]] = []
+    layout = []  # per doc: (first request index, choices, gold)
+    for d in docs:
+        text = spec.doc_to_text(d)
+        choices = spec.doc_to_choice(d)
+        start = len(requests)
+        if isinstance(text, int):  # partial scoring: one context per choice, shared continuation
+            cont = spec.target_delimiter + spec.doc_to_target(d)
+            requests.extend((prefix + c, cont) for c in choices)
+            gold = text
+        else:
+            requests.extend((prefix + text, spec.target_delimiter + c) for c in choices)
+            gold = spec.doc_to_target(d)
+        if not isinstance(gold, int) or not 0 <= gold < len(choices):
+            raise UnicompError(f"task {spec.name}: gold answer {gold!r} is not a choice index", "check the dataset rows")
+        layout.append((start, choices, gold))
+    answers = lm.loglikelihood(requests, _scaled(progress, len(docs) / max(len(requests), 1)))
+    records = []
+    for i, (start, choices, gold) in enumerate(layout):
+        lls = [a[0] for a in answers[start:start + len(choices)]]
+        greedy = [a[1] for a in answers[start:start + len(choices)]]
+        per_item, pred = multiple_choice_metrics(lls, choices, gold, spec.metrics)
+        prompt = "\x1e".join(f"{c}\x1f{x}" for c, x in requests[start:start + len(choices)])
+        records.append(ItemRecord(str(i), _hash(prompt), gold, pred, lls, greedy, None, per_item))
+    scores, stderr = _aggregate(records, spec.metrics)
+    return records, scores, stderr
+
+
+def _rolling(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
+    texts = [spec.doc_to_target(d) for d in docs]
+    answers = lm.loglikelihood_rolling(texts, progress)
+    records = []
+    for i, (d, text, (ll, n_tokens)) in enumerate(zip(docs, texts, answers)):
+        words, nbytes = count_words(d), count_bytes(d)
+        records.append(ItemRecord(str(i), _hash(text), None, None, [ll], None, None,
+                                  {"loglikelihood": ll, "words": words, "bytes": nbytes, "tokens": n_tokens}))
+    total = sum(r.metrics["loglikelihood"] for r in records)
+    words = sum(r.metrics["words"] for r in records)
+    nbytes = sum(r.metrics["bytes"] for r in records)
+    tokens = sum(r.metrics["tokens"] for r in records)
+    scores = {"word_perplexity": perplexity(total, words), "byte_perplexity": perplexity(total, nbytes),
+              "bits_per_byte": bits_per_unit(total, nbytes), "token_perplexity": perplexity(total, tokens)}
+    return records, scores, {k: None for k in scores}
+
+
+def _fixed_window(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
+    # `limit` for this task counts windows, not documents: the whole test text is one document.
+    text = spec.doc_to_text(docs[0]) if docs else ""
+    nlls = lm.fixed_window_nll(text, spec.seq_len, max_windows=limit, progress=None)
+    if progress is not None:
+        progress(len(docs))
+    records = [ItemRecord(str(i), _hash(text, str(i), str(spec.seq_len)), None, None, None, None, None, {"nll": v})
+               for i, v in enumerate(nlls)]
+    mean_nll, se = mean_and_stderr(nlls)
+    return records, {"token_perplexity": math.exp(mean_nll)}, {"token_perplexity": None if se is None else math.exp(mean_nll) * se}
+
+
+def _generation(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
+    prefix = spec.fewshot_prefix()
+    prompts = [prefix + spec.doc_to_text(d) for d in docs]
+    kwargs = {"until": list(spec.until), "max_gen_toks": spec.max_gen_toks}
+    outputs = lm.generate_until([(p, kwargs) for p in prompts], progress)
+    records, metric_names = [], [f"exact_match,{name}" for name in spec.answer_extractors]
+    for i, (d, prompt, out) in enumerate(zip(docs, prompts, outputs)):
+        target = str(spec.doc_to_target(d))
+        preds = {name: fn(out) for name, fn in spec.answer_extractors.items()}
+        per_item = {f"exact_match,{name}": float(normalize_number(p) == normalize_number(target)) for name, p in preds.items()}
+        records.append(ItemRecord(str(i), _hash(prompt), target, preds, None, None, out, per_item))
+    scores, stderr = _aggregate(records, metric_names)
+    return records, scores, stderr

@@ -1,0 +1,47 @@
+"""Every task by name, plus groups (`mmlu` = its 57 subjects) that expand to tasks."""
+
+from __future__ import annotations
+
+import difflib
+
+from unicomp.errors import NotFoundError
+from unicomp.evaluate.tasks.knowledge import KNOWLEDGE_TASKS
+from unicomp.evaluate.tasks.language_modelling import LANGUAGE_MODELLING_TASKS
+from unicomp.evaluate.tasks.reasoning import REASONING_TASKS
+from unicomp.evaluate.tasks.spec import TaskSpec
+
+_TASKS: dict[str, TaskSpec] = {t.name: t for t in (*KNOWLEDGE_TASKS, *REASONING_TASKS, *LANGUAGE_MODELLING_TASKS)}
+GROUPS: dict[str, list[str]] = {}
+for _t in _TASKS.values():
+    if _t.group:
+        GROUPS.setdefault(_t.group, []).append(_t.name)
+
+
+def list_tasks() -> list[TaskSpec]:
+    return list(_TASKS.values())
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise NotFoundError(f"unknown task {name!r}{_suggest(name)}", "run `unicomp ls tasks` to see every task") from None
+
+
+def expand_task_names(names: list[str]) -> list[str]:
+    """Task and group names -> task names, in order, without duplicates; unknown names fail."""
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        members = GROUPS.get(name) or [get_task(name).name]
+        out.extend(m for m in members if m not in out)
+    if not out:
+        raise NotFoundError("no task given", "pass --tasks, e.g. --tasks arc_easy,hellaswag")
+    return out
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, [*_TASKS, *GROUPS], n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else ""

@@ -1,0 +1,73 @@
+"""A task is data: which dataset, how a document becomes a prompt, how it is scored.
+
+Code appears only where a format needs it (HellaSwag's cleaning, WinoGrande's partial
+scoring, GSM8K's answer extraction); everything else is fields. Field semantics follow
+lm-evaluation-harness task YAMLs so a spec can be checked line by line against lm-eval's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Doc = dict[str, Any]
+
+CATEGORIES = ("knowledge", "reasoning", "language_modelling")
+OUTPUT_TYPES = ("multiple_choice", "loglikelihood_rolling", "fixed_window_perplexity", "generate_until")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A hub dataset split; `fallback_splits` are the only other splits a task accepts."""
+
+    id: str
+    config: str | None
+    split: str
+    fallback_splits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything needed to turn dataset rows into requests and requests' answers into scores.
+
+    For `multiple_choice`, `doc_to_text` may return an int instead of a string: the task then
+    has one context per choice (`doc_to_choice`) and a shared continuation (`doc_to_target`),
+    which is lm-eval's "partial scoring" used by WinoGrande; the int is the gold index.
+    """
+
+    name: str
+    category: str
+    output_type: str
+    dataset: DatasetRef
+    doc_to_text: Callable[[Doc], Any]
+    doc_to_target: Callable[[Doc], Any]
+    metrics: tuple[str, ...]
+    doc_to_choice: Callable[[Doc], list[str]] | None = None
+    process_docs: Callable[[list[Doc]], list[Doc]] | None = None
+    description: str = ""
+    target_delimiter: str = " "
+    fewshot_delimiter: str = "\n\n"
+    fewshot_examples: tuple[Doc, ...] = ()
+    num_fewshot: int = 0
+    until: tuple[str, ...] = ()
+    max_gen_toks: int = 256
+    answer_extractors: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    seq_len: int = 2048
+    group: str | None = None
+    subgroup: str | None = None
+    version: str = "1"
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if self.category not in CATEGORIES:
+            raise ValueError(f"task {self.name}: category {self.category!r} not in {CATEGORIES}")
+        if self.output_type not in OUTPUT_TYPES:
+            raise ValueError(f"task {self.name}: output type {self.output_type!r} not in {OUTPUT_TYPES}")
+
+    def fewshot_prefix(self) -> str:
+        """Description plus the fixed exemplars, each `text + delimiter + target`."""
+        shots = self.fewshot_examples[: self.num_fewshot]
+        parts = [f"{self.doc_to_text(d)}{self.target_delimiter}{self.doc_to_target(d)}" for d in shots]
+        body = self.fewshot_delimiter.join(parts)
+        return self.description + (body + self.fewshot_delimiter if body else "")

@@ -1,0 +1,105 @@
+"""`unicomp eval`: evaluate one model on a list of tasks, reusing stored units.
+
+Everything that can fail because of user input (task names, store path, model, datasets) is
+checked before the run is created, so a bad invocation leaves the store exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unicomp.errors import UnicompError
+from unicomp.evaluate.lm import LanguageModel
+from unicomp.evaluate.runner import evaluate_task, load_task_docs, task_settings
+from unicomp.evaluate.tasks import expand_task_names, get_task
+from unicomp.models.loading import load_model
+from unicomp.runs.environment import environment
+from unicomp.runs.store import Store, unit_key
+
+# progress_factory(description, total) -> context manager yielding an `advance(n)` callable
+ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[float], None]]]
+
+
+@dataclass
+class EvalRequest:
+    model: str
+    tasks: list[str]
+    limit: int | None = None
+    batch_size: int = 16
+    dtype: str = "float32"
+    device: str = "cpu"
+    num_fewshot: int | None = None
+    store: str = "unicomp-results/unicomp.sqlite"
+    output: str | None = None
+    data_dir: str | None = None
+    data_sources: list[str] | None = None
+    trust_remote_code: bool = False
+
+
+def _no_progress(description: str, total: int):
+    return nullcontext(lambda n: None)
+
+
+def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_progress,
+                   on_status: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    task_names = expand_task_names(req.tasks)
+    specs = [get_task(n) for n in task_names]
+    out_path = Path(req.output) if req.output else None
+    if out_path is not None:
+        _check_writable(out_path)
+    store = Store(req.store)
+    try:
+        on_status(f"loading model {req.model}")
+        loaded = load_model(req.model, dtype=req.dtype, device=req.device, trust_remote_code=req.trust_remote_code)
+        on_status(f"model from {loaded.source} ({loaded.location})")
+        lm = LanguageModel(loaded.model, loaded.tokenizer, batch_size=req.batch_size)
+        prepared = []
+        for spec in specs:
+            docs, resolved = load_task_docs(spec, req.limit, data_dir=req.data_dir, sources=req.data_sources)
+            prepared.append((spec, docs, resolved))
+        env = environment()
+        model_record = loaded.record()
+        config = {k: v for k, v in vars(req).items()}
+        run_id = store.start_run("eval", config, env)
+        try:
+            for spec, docs, resolved in prepared:
+                settings = task_settings(spec, req.limit, req.num_fewshot, lm)
+                key = unit_key("evaluate", loaded.fingerprint, spec.name, settings, resolved.revision)
+                if store.find_unit(key) is not None:
+                    store.link_unit(run_id, key)
+                    on_status(f"{spec.name}: reused stored result")
+                    continue
+                start = time.perf_counter()
+                with progress_factory(spec.name, len(docs)) as advance:
+                    result = evaluate_task(lm, spec, docs, resolved, limit=req.limit, num_fewshot=req.num_fewshot,
+                                           progress=advance)
+                store.save_unit(run_id, key, kind="evaluate", model=model_record, result=result, environment=env,
+                                wall_seconds=time.perf_counter() - start)
+        except BaseException:
+            store.finish_run(run_id, "interrupted")
+            raise
+        store.finish_run(run_id, "finished")
+        exported = store.export_run(run_id)
+        exported["store"] = str(store.path)
+        if out_path is not None:
+            out_path.write_text(json.dumps(exported, indent=2, sort_keys=True))
+            exported["output"] = str(out_path)
+        return exported
+    finally:
+        store.close()
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(path.name + ".probe")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UnicompError(f"cannot write the output file {path}: {exc}", "pass --output with a writable path") from None

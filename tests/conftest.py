@@ -1,0 +1,22 @@
+"""Shared test settings: the local dataset mirror, and a shared cache for converted models."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tiny_models.py
+
+MIRROR = Path(os.environ.get("UNICOMP_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
+os.environ.setdefault("UNICOMP_DATA_DIR", str(MIRROR))
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not MIRROR.is_dir():
+        pytest.fail(f"dataset mirror not found at {MIRROR}; set UNICOMP_DATA_DIR")
+    return MIRROR
