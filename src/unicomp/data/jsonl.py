@@ -1,0 +1,43 @@
+"""Strict JSON Lines parsing that points at the exact bad line.
+
+A mirror file is copied around by hand, so truncation or a stray edit happens; the user needs
+the file and line to fix, not a bare JSONDecodeError from deep inside a loader.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from unicomp.errors import UnicompError
+
+_FIX = "repair or re-copy that file, or point UNICOMP_DATA_DIR / data_dir at a good mirror"
+
+
+def parse_jsonl(data: bytes, path: Path) -> list[dict]:
+    """Rows of a JSON Lines file (one object per line; blank lines ignored).
+
+    Splits on "\\n" only: str.splitlines would also split on U+2028 and friends, which are
+    legal unescaped inside JSON strings.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UnicompError(f"{path} line {line}: not valid UTF-8 ({exc.reason})", _FIX) from None
+    rows: list[dict] = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UnicompError(
+                f"{path} line {number}: invalid JSON: {exc.msg} at column {exc.colno}", _FIX
+            ) from None
+        if not isinstance(row, dict):
+            raise UnicompError(
+                f"{path} line {number}: expected a JSON object, got {type(row).__name__}", _FIX
+            )
+        rows.append(row)
+    return rows

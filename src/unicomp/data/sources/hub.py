@@ -1,0 +1,76 @@
+"""The Hugging Face hub through `datasets.load_dataset`: what real users with network get.
+
+On a machine without the hub, `load_dataset` retries for about 23 s before failing, so one
+short `dataset_info` call probes first. A network failure is remembered for the rest of the
+process (one wait at most); an HTTP answer means the hub is up. The probe also gives the commit
+sha recorded as the revision. Timeout: `UNICOMP_HUB_TIMEOUT` seconds (default 5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from unicomp.data.sources._common import Served, SourceMiss
+from unicomp.errors import UnicompError
+
+_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_TRUE = {"1", "true", "yes", "on"}
+
+# endpoint -> why it is unreachable; filled on the first network failure in this process.
+_unreachable: dict[str, str] = {}
+
+
+def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Path | None = None) -> Served:
+    """Rows of one split from the hub, or SourceMiss saying why the hub cannot serve it."""
+    for var in _OFFLINE_VARS:
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            raise SourceMiss(f"offline mode ({var}={os.environ[var]})")
+    sha = _probe(dataset_id)
+    import datasets  # deferred: importing datasets costs ~0.6 s and most runs use the mirror
+
+    try:
+        dataset = datasets.load_dataset(dataset_id, config, split=split)
+    except Exception as exc:  # any loader failure is a miss; the next source may have the data
+        raise SourceMiss(f"load_dataset failed: {_first_line(exc)}") from None
+    return Served(rows=dataset.to_list(), source="hub", location=dataset_id, revision=sha or "unknown")
+
+
+def _probe(dataset_id: str) -> str | None:
+    """The dataset's commit sha, or SourceMiss if the hub is unreachable or lacks the dataset."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    timeout = _timeout()
+    endpoint = constants.ENDPOINT
+    if endpoint in _unreachable:
+        raise SourceMiss(_unreachable[endpoint])
+    try:
+        info = HfApi(endpoint=endpoint).dataset_info(dataset_id, timeout=timeout)
+    except GatedRepoError:
+        raise SourceMiss(f"{dataset_id} is gated on the hub (accept its terms, then `hf auth login`)") from None
+    except RepositoryNotFoundError:
+        raise SourceMiss(f"{dataset_id} not found on the hub (or private)") from None
+    except HfHubHTTPError:
+        return None  # the hub answered, so it is reachable; let load_dataset try
+    except Exception as exc:  # connection refused, DNS failure, timeout, proxy error
+        _unreachable[endpoint] = f"{endpoint} unreachable ({_first_line(exc)})"
+        raise SourceMiss(_unreachable[endpoint]) from None
+    return info.sha
+
+
+def _timeout() -> float:
+    value = os.environ.get("UNICOMP_HUB_TIMEOUT", "5")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise UnicompError(f"UNICOMP_HUB_TIMEOUT={value!r} is not a positive number of seconds",
+                           "set it to e.g. 5, or unset it")
+    return seconds
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
