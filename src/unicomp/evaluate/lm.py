@@ -385,6 +385,11 @@ class LanguageModel:
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start:start + self.batch_size]
                 limit = self.max_length - max_new
+                if limit <= 0:
+                    raise UnicompError(
+                        f"max_gen_toks={max_new} leaves no room for a prompt in a context of {self.max_length} tokens",
+                        "lower max_gen_toks or use a model with a longer context",
+                    )
                 seqs = [encoded[i][-limit:] for i in chunk]
                 width = max(len(s) for s in seqs)
                 ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
