@@ -1,0 +1,98 @@
+"""Check a transformers checkpoint and load it: the one place that calls from_pretrained.
+
+Every source (local folder, hub repo, hub cache snapshot, converted GGUF) ends here, so dtype,
+device, safetensors-only and trust_remote_code rules are applied the same way everywhere.
+Pickle checkpoints (`.bin`, `.pt`) are refused because unpickling runs arbitrary code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from unicomp.errors import NotFoundError, UnicompError
+from unicomp.models.options import torch_dtype
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def check_weight_files(files: list[str], where: str) -> None:
+    """Raise a one-line error unless `files` (names in a checkpoint) hold a config and
+    safetensors weights."""
+    names = [Path(f).name for f in files]
+    if "config.json" not in names:
+        ggufs = [n for n in names if n.endswith(".gguf")]
+        fix = (
+            f"pass the .gguf file itself, e.g. {where}/{ggufs[0]}" if ggufs
+            else "point at the folder that holds config.json and *.safetensors "
+            "(a save_pretrained output)"
+        )
+        raise NotFoundError(f"{where} has no config.json, so it is not a transformers model", fix)
+    if any(n.endswith(".safetensors") for n in names):
+        return
+    pickles = sorted(n for n in names if n.endswith(PICKLE_SUFFIXES))
+    if pickles:
+        raise UnicompError(
+            f"{where} only has pickle weights ({', '.join(pickles[:3])}); unicomp loads "
+            "safetensors only, because unpickling can run arbitrary code",
+            "convert once where you trust the file: AutoModelForCausalLM.from_pretrained(path)"
+            ".save_pretrained(new_dir), then use new_dir",
+        )
+    raise NotFoundError(f"{where} has config.json but no *.safetensors weights",
+                        "save the model with save_pretrained into this folder")
+
+
+def check_model_dir(path: Path) -> None:
+    if not path.is_dir():
+        raise NotFoundError(f"{path} is not a directory", "pass a model folder or a .gguf file")
+    check_weight_files([p.name for p in path.iterdir() if p.is_file()], str(path))
+
+
+def load_checkpoint(
+    where: str | Path,
+    *,
+    dtype: str,
+    device: str,
+    trust_remote_code: bool,
+    revision: str | None = None,
+    local_files_only: bool = False,
+) -> tuple[Any, Any]:
+    """(model in eval mode on `device`, tokenizer) from a folder or hub repo id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    common = dict(revision=revision, trust_remote_code=trust_remote_code,
+                  local_files_only=local_files_only)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(where), use_safetensors=True, dtype=torch_dtype(dtype), **common
+        )
+    except (ValueError, KeyError) as exc:
+        raise _load_error("model", where, exc, trust_remote_code) from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(where), **common)
+    except (ValueError, KeyError, OSError, TypeError) as exc:
+        if isinstance(exc, OSError) and not local_files_only:
+            raise  # a failed download: the caller may fall back to another source
+        raise UnicompError(
+            f"no usable tokenizer in {where}: {first_line(exc)}",
+            "save the tokenizer next to the weights with tokenizer.save_pretrained(dir)",
+        ) from exc
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _load_error(what: str, where: str | Path, exc: Exception, trust: bool) -> UnicompError:
+    text = first_line(exc)
+    if "trust_remote_code" in text and not trust:
+        return UnicompError(f"{where} needs its own Python code to load",
+                            "pass trust_remote_code=True (--trust-remote-code) if you trust it")
+    return UnicompError(f"transformers cannot load the {what} in {where}: {text}",
+                        "check that it is a causal language model supported by this "
+                        "transformers version")
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 3] + "..."
