@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_models import save_tiny  # this folder is on sys.path (pytest rootdir import mode)
+from tiny_saved import save_tiny  # this folder is on sys.path (pytest rootdir import mode)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from tiny_models import tiny_model
+from tiny_saved import tiny_model
 from unicomp.models import fingerprint_model
 
 

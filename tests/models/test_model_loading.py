@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_models import save_tiny, tiny_model, write_tiny_gguf
+from tiny_saved import save_tiny, tiny_model, write_tiny_gguf
 from unicomp.errors import NotFoundError, UnicompError
 from unicomp.models import LoadedModel, list_aliases, load_model
 from unicomp.models import hub
