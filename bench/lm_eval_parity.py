@@ -23,43 +23,13 @@ from pathlib import Path
 
 import torch
 
-MC_TASKS = {  # our task -> (lm-eval yaml relative to lm_eval/tasks, mirror file, split)
-    "arc_easy": ("arc/arc_easy.yaml", "allenai/ai2_arc/ARC-Easy/test.jsonl", "test"),
-    "hellaswag": ("hellaswag/hellaswag.yaml", "Rowan/hellaswag/default/validation.jsonl", "validation"),
-    "piqa": ("piqa/piqa.yaml", "ybisk/piqa/default/validation.jsonl", "validation"),
-    "arc_challenge": ("arc/arc_challenge.yaml", "allenai/ai2_arc/ARC-Challenge/test.jsonl", "test"),
-    "winogrande": ("winogrande/default.yaml", "allenai/winogrande/winogrande_xl/validation.jsonl", "validation"),
-}
-
-
-def _task_yaml(folder: Path, name: str, base: Path, data_file: Path, split: str) -> None:
-    other = {"test": "validation", "validation": "test"}[split]
-    folder.joinpath(f"{name}.yaml").write_text(
-        f"include: {base}\n"
-        f"task: parity_{name}\n"
-        f"tag: []\n"
-        f"dataset_path: json\n"
-        f"dataset_name: null\n"
-        f"dataset_kwargs:\n  data_files:\n    {split}: {data_file}\n"
-        f"{split}_split: {split}\n{other}_split: null\ntraining_split: null\n"
-    )
-
-
-def _wikitext_yaml(folder: Path, base: Path, pages_file: Path) -> None:
-    folder.joinpath("wikitext.yaml").write_text(
-        f"include: {base}\ntask: parity_wikitext\ndataset_path: json\ndataset_name: null\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {pages_file}\n"
-        "test_split: test\nvalidation_split: null\ntraining_split: null\n"
-    )
-
-
 def run_lm_eval(hflm, task_names, folder: Path, limit):
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=str(folder))
     start = time.perf_counter()
-    out = simple_evaluate(model=hflm, tasks=[f"parity_{t}" for t in task_names], limit=limit, task_manager=tm,
+    out = simple_evaluate(model=hflm, tasks=[f"mirror_{t}" for t in task_names], limit=limit, task_manager=tm,
                           log_samples=True, bootstrap_iters=0, num_fewshot=0)
     return out, time.perf_counter() - start
 
@@ -72,10 +42,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--wikitext", action="store_true", help="also compare WikiText-2 word perplexity (all 62 pages)")
     ap.add_argument("--wikitext-max-length", type=int, default=None, help="context window for both engines")
+    ap.add_argument("--wikitext-batch-size", type=int, default=1,
+                    help="lm-eval materialises full-vocabulary logits per window: keep this small")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()
 
-    import lm_eval
     from lm_eval.models.huggingface import HFLM
 
     from unicomp.evaluate.lm import LanguageModel
@@ -83,23 +54,21 @@ def main() -> None:
     from unicomp.evaluate.tasks import get_task
     from unicomp.evaluate.tasks.language_modelling import wikitext_pages
     from unicomp.data.resolver import load_rows
+    from unicomp.evaluate.lm_eval_adapter import write_lm_eval_mirror_tasks, write_lm_eval_wikitext_task
     from unicomp.models.loading import load_model
 
     mirror = Path(os.environ["UNICOMP_DATA_DIR"]).resolve()
     loaded = load_model(args.model, dtype="float32")
     model, tok = loaded.model, loaded.tokenizer
-    tasks_root = Path(lm_eval.__file__).parent / "tasks"
     names = [t for t in args.tasks.split(",") if t]
     report = {"model": loaded.record(), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
               "limit": args.limit, "tasks": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name in names:
-            yaml_rel, data_rel, split = MC_TASKS[name]
-            _task_yaml(folder, name, tasks_root / yaml_rel, mirror / data_rel, split)
+        write_lm_eval_mirror_tasks(folder, names, mirror)
         hflm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size)
-        lm_out, lm_seconds = run_lm_eval(hflm, names, folder, args.limit)
+        lm_out, lm_seconds = run_lm_eval(hflm, names, folder, args.limit) if names else ({}, 0.0)
 
         ours = LanguageModel(model, tok, batch_size=args.batch_size)
         for name in names:
@@ -108,7 +77,7 @@ def main() -> None:
             docs, resolved = load_task_docs(spec, args.limit)
             result = evaluate_task(ours, spec, docs, resolved, limit=args.limit)
             our_seconds = time.perf_counter() - start
-            samples = sorted(lm_out["samples"][f"parity_{name}"], key=lambda s: s["doc_id"])
+            samples = sorted(lm_out["samples"][f"mirror_{name}"], key=lambda s: s["doc_id"])
             max_diff, acc_same, norm_same = 0.0, 0, 0
             for rec, sample in zip(result.records, samples):
                 theirs = [float(r[0]) for r in sample["filtered_resps"]]
@@ -116,7 +85,7 @@ def main() -> None:
                 acc_same += rec.metrics["acc"] == sample["acc"]
                 if "acc_norm" in rec.metrics:
                     norm_same += rec.metrics["acc_norm"] == sample["acc_norm"]
-            theirs_res = lm_out["results"][f"parity_{name}"]
+            theirs_res = lm_out["results"][f"mirror_{name}"]
             row = {
                 "items": len(result.records),
                 "max_abs_loglikelihood_diff": max_diff,
@@ -144,19 +113,19 @@ def main() -> None:
             pages = wikitext_pages(resolved.rows)
             pages_file = folder / "wikitext_pages.jsonl"
             pages_file.write_text("".join(json.dumps(p) + "\n" for p in pages))
-            _wikitext_yaml(folder, tasks_root / "wikitext/wikitext.yaml", pages_file)
+            write_lm_eval_wikitext_task(folder, pages_file)
             kw = {"max_length": args.wikitext_max_length} if args.wikitext_max_length else {}
-            hflm_w = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size, **kw)
+            hflm_w = HFLM(pretrained=model, tokenizer=tok, batch_size=args.wikitext_batch_size, **kw)
             start = time.perf_counter()
             out, _ = run_lm_eval(hflm_w, ["wikitext"], folder, None)
             lm_seconds = time.perf_counter() - start
-            ours_w = LanguageModel(model, tok, batch_size=args.batch_size, max_length=args.wikitext_max_length)
+            ours_w = LanguageModel(model, tok, batch_size=args.wikitext_batch_size, max_length=args.wikitext_max_length)
             spec = get_task("wikitext")
             start = time.perf_counter()
             docs, resolved = load_task_docs(spec, None)
             res = evaluate_task(ours_w, spec, docs, resolved)
             our_seconds = time.perf_counter() - start
-            theirs = out["results"]["parity_wikitext"]
+            theirs = out["results"]["mirror_wikitext"]
             row = {"pages": len(docs), "ours": res.scores,
                    "lm_eval": {k.split(",")[0]: v for k, v in theirs.items() if k.endswith(",none") and "stderr" not in k},
                    "our_seconds": our_seconds, "lm_eval_seconds": lm_seconds, "max_length": ours_w.max_length}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -35,22 +34,15 @@ def test_record(smollm2_first) -> None:
 def test_second_load_is_served_from_converted_cache(smollm2_first, monkeypatch) -> None:
     first, _ = smollm2_first
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    start = time.perf_counter()
     second = load_model("smollm2-135m-instruct")
-    total = time.perf_counter() - start
     assert second.source == SOURCE and second.location == first.location
     assert any("served from the converted cache" in n for n in second.notes)
     assert second.fingerprint == first.fingerprint
-    assert second.timings["load"] < 1.5, second.timings  # weights + tokenizer, ~0.2 s here
-    assert total < 5, second.timings
 
 
-def test_fingerprint_is_cheap(smollm2_first) -> None:
+def test_fingerprint_is_reproducible(smollm2_first) -> None:
     loaded, _ = smollm2_first
-    start = time.perf_counter()
-    fp = fingerprint_model(loaded.model)
-    assert time.perf_counter() - start < 1.5
-    assert fp == loaded.fingerprint
+    assert fingerprint_model(loaded.model) == loaded.fingerprint
 
 
 def test_tokenizer_round_trips(smollm2_first) -> None:

@@ -50,3 +50,51 @@ def UnicompLMEval(lm: LanguageModel):  # noqa: N802 - a class factory that reads
                 chat_history, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     return _Adapter()
+
+
+# lm-eval task -> (its YAML under lm_eval/tasks, mirror file, split). lm-eval's own prompts and
+# scoring, only re-pointed at the local mirror so it runs without the hub.
+LM_EVAL_MIRROR_TASKS: dict[str, tuple[str, str, str]] = {
+    "arc_easy": ("arc/arc_easy.yaml", "allenai/ai2_arc/ARC-Easy/test.jsonl", "test"),
+    "arc_challenge": ("arc/arc_challenge.yaml", "allenai/ai2_arc/ARC-Challenge/test.jsonl", "test"),
+    "hellaswag": ("hellaswag/hellaswag.yaml", "Rowan/hellaswag/default/validation.jsonl", "validation"),
+    "piqa": ("piqa/piqa.yaml", "ybisk/piqa/default/validation.jsonl", "validation"),
+    "winogrande": ("winogrande/default.yaml", "allenai/winogrande/winogrande_xl/validation.jsonl", "validation"),
+}
+
+
+def write_lm_eval_mirror_tasks(folder, names, mirror) -> list[str]:
+    """Write lm-eval task YAMLs (named `mirror_<task>`) that include lm-eval's originals but read
+    the mirror's JSONL files; pass `folder` to `lm_eval.tasks.TaskManager(include_path=...)`."""
+    from pathlib import Path
+
+    import lm_eval
+
+    tasks_root = Path(lm_eval.__file__).parent / "tasks"
+    folder, mirror = Path(folder), Path(mirror)
+    out = []
+    for name in names:
+        if name not in LM_EVAL_MIRROR_TASKS:
+            raise UnicompError(f"no mirror mapping for lm-eval task {name!r}", f"use one of {', '.join(LM_EVAL_MIRROR_TASKS)}")
+        yaml_rel, data_rel, split = LM_EVAL_MIRROR_TASKS[name]
+        other = {"test": "validation", "validation": "test"}[split]
+        folder.joinpath(f"mirror_{name}.yaml").write_text(
+            f"include: {tasks_root / yaml_rel}\ntask: mirror_{name}\ntag: []\ndataset_path: json\ndataset_name: null\n"
+            f"dataset_kwargs:\n  data_files:\n    {split}: {mirror / data_rel}\n"
+            f"{split}_split: {split}\n{other}_split: null\ntraining_split: null\n")
+        out.append(f"mirror_{name}")
+    return out
+
+
+def write_lm_eval_wikitext_task(folder, pages_file) -> str:
+    """lm-eval's `wikitext` task reading document-level pages from a local JSONL file."""
+    from pathlib import Path
+
+    import lm_eval
+
+    base = Path(lm_eval.__file__).parent / "tasks" / "wikitext" / "wikitext.yaml"
+    Path(folder).joinpath("mirror_wikitext.yaml").write_text(
+        f"include: {base}\ntask: mirror_wikitext\ndataset_path: json\ndataset_name: null\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {pages_file}\n"
+        "test_split: test\nvalidation_split: null\ntraining_split: null\n")
+    return "mirror_wikitext"

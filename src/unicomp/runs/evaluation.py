@@ -55,14 +55,16 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
         _check_writable(out_path)
     store = Store(req.store)
     try:
+        prepared = []  # datasets first: cheaper to fail on than the model
+        for spec in specs:
+            docs, resolved = load_task_docs(spec, req.limit, data_dir=req.data_dir, sources=req.data_sources)
+            prepared.append((spec, docs, resolved))
+            split_note = "" if resolved.split == resolved.requested_split else f" (fallback from {resolved.requested_split})"
+            on_status(f"{spec.name}: {resolved.dataset_id} {resolved.split}{split_note} from {resolved.source}")
         on_status(f"loading model {req.model}")
         loaded = load_model(req.model, dtype=req.dtype, device=req.device, trust_remote_code=req.trust_remote_code)
         on_status(f"model from {loaded.source} ({loaded.location})")
         lm = LanguageModel(loaded.model, loaded.tokenizer, batch_size=req.batch_size)
-        prepared = []
-        for spec in specs:
-            docs, resolved = load_task_docs(spec, req.limit, data_dir=req.data_dir, sources=req.data_sources)
-            prepared.append((spec, docs, resolved))
         env = environment()
         model_record = loaded.record()
         config = {k: v for k, v in vars(req).items()}

@@ -1,0 +1,70 @@
+"""The SQLite results store: atomic units, reuse by key, export with provenance."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from unicomp.errors import UnicompError
+from unicomp.evaluate.runner import ItemRecord, TaskResult
+from unicomp.runs.store import Store, unit_key
+
+
+def _result(n: int = 3) -> TaskResult:
+    records = [ItemRecord(str(i), f"h{i}", 1, i % 2, [-1.0 - i, -2.0], [True, False], None, {"acc": float(i % 2 == 1)})
+               for i in range(n)]
+    return TaskResult("arc_easy", "knowledge", {"acc": 1 / 3}, {"acc": 0.33}, n, records,
+                      {"source": "mirror", "revision": "sha256:abc"}, {"limit": n})
+
+
+def test_unit_key_depends_on_everything_that_changes_results():
+    base = unit_key("evaluate", "fp1", "arc_easy", {"limit": 10}, "sha256:a")
+    assert base == unit_key("evaluate", "fp1", "arc_easy", {"limit": 10}, "sha256:a")
+    assert base != unit_key("evaluate", "fp2", "arc_easy", {"limit": 10}, "sha256:a")
+    assert base != unit_key("evaluate", "fp1", "piqa", {"limit": 10}, "sha256:a")
+    assert base != unit_key("evaluate", "fp1", "arc_easy", {"limit": 11}, "sha256:a")
+    assert base != unit_key("evaluate", "fp1", "arc_easy", {"limit": 10}, "sha256:b")
+
+
+def test_save_find_export_roundtrip(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    run = store.start_run("eval", {"model": "m"}, {"packages": {"torch": "x"}})
+    key = unit_key("evaluate", "fp", "arc_easy", {"limit": 3}, "sha256:abc")
+    assert store.find_unit(key) is None
+    store.save_unit(run, key, kind="evaluate", model={"fingerprint": "fp", "name": "m"}, result=_result(),
+                    environment={}, wall_seconds=1.5)
+    store.finish_run(run)
+    unit = store.find_unit(key)
+    assert unit.scores == {"acc": 1 / 3} and unit.n_items == 3 and unit.data["source"] == "mirror"
+    recs = store.records(key)
+    assert [r["item_id"] for r in recs] == ["0", "1", "2"]
+    assert recs[1]["loglikelihoods"] == [-2.0, -2.0] and recs[1]["is_greedy"] == [True, False]
+    exported = store.export_run(run)
+    assert exported["status"] == "finished" and exported["config"] == {"model": "m"}
+    assert exported["units"][0]["model"]["fingerprint"] == "fp" and exported["units"][0]["reused"] is False
+    json.dumps(exported)  # fully JSON-able
+
+    run2 = store.start_run("eval", {"model": "m"}, {})
+    store.link_unit(run2, key)
+    assert store.export_run(run2)["units"][0]["reused"] is True
+    assert len(store.list_runs()) == 2
+
+
+def test_saving_a_unit_is_atomic(tmp_path):
+    store = Store(tmp_path / "s.sqlite")
+    run = store.start_run("eval", {}, {})
+    bad = _result()
+    bad.records.append(ItemRecord("0", "dup", 1))  # duplicate item id violates the primary key
+    key = unit_key("evaluate", "fp", "arc_easy", {}, "r")
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_unit(run, key, kind="evaluate", model={"fingerprint": "fp"}, result=bad, environment={}, wall_seconds=0)
+    assert store.find_unit(key) is None and store.records(key) == []
+
+
+def test_unwritable_store_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UnicompError, match="cannot write the results store"):
+        Store(blocker / "sub" / "s.sqlite")

