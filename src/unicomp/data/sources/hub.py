@@ -32,7 +32,14 @@ def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Pa
     try:
         dataset = datasets.load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # any loader failure is a miss; the next source may have the data
-        raise SourceMiss(f"load_dataset failed: {_first_line(exc)}") from None
+        if "script" not in str(exc).lower():
+            raise SourceMiss(f"load_dataset failed: {_first_line(exc)}") from None
+        # Script-based repos (e.g. ybisk/piqa) no longer load with datasets >= 4; the hub keeps an
+        # automatic Parquet conversion of them on the refs/convert/parquet branch, same rows.
+        try:
+            dataset = datasets.load_dataset(dataset_id, config, split=split, revision="refs/convert/parquet")
+        except Exception as exc2:
+            raise SourceMiss(f"load_dataset failed: {_first_line(exc)}; parquet branch: {_first_line(exc2)}") from None
     return Served(rows=dataset.to_list(), source="hub", location=dataset_id, revision=sha or "unknown")
 
 
