@@ -1,0 +1,1 @@
+"""Compression methods (one registry) and the layer-by-layer calibration engine they share."""

@@ -1,0 +1,38 @@
+"""Run a configured method on a model: calibration-free methods loop over linears directly,
+data-aware ones go through the sequential engine. Returns the method's report."""
+
+from __future__ import annotations
+
+import torch
+
+from unicomp.compress.base import CompressionReport, Method, PeakMemory, Progress
+from unicomp.compress.sequential import run_sequential
+from unicomp.errors import UnicompError
+from unicomp.models.anatomy import anatomy_of
+
+
+def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, batch_size: int = 8,
+                   device: str | None = None, progress: Progress | None = None) -> CompressionReport:
+    """Compress `model` in place. `calibration` is a `CalibrationSet` (required when the method needs data)."""
+    anatomy = anatomy_of(model)
+    if method.needs_calibration and calibration is None:
+        raise UnicompError(f"{method.name} needs calibration data", "pass --calibration c4 (or another calibration source)")
+    dev = torch.device(device) if device else next(model.parameters()).device
+    with PeakMemory(dev) as peak:
+        if method.needs_calibration:
+            per_layer = run_sequential(model, calibration.samples, method, batch_size=batch_size, device=device,
+                                       progress=progress)
+        else:
+            per_layer = {}
+            layers = model.get_submodule(anatomy.layers)
+            with torch.no_grad():
+                for index, layer in enumerate(layers):
+                    for name in anatomy.linears:
+                        per_layer[f"{anatomy.layers}.{index}.{name}"] = method.compress_linear(name, layer.get_submodule(name), None)
+                    if progress is not None:
+                        progress("layers", index + 1, len(layers))
+    return CompressionReport(
+        method=method.name, config=method.config.model_dump(), per_layer=per_layer, summary=method.summarize(per_layer),
+        wall_seconds=peak.seconds, peak_memory_bytes=peak.value, peak_memory_kind=peak.kind,
+        calibration=None if calibration is None or not method.needs_calibration else calibration.record,
+    )

@@ -1,0 +1,98 @@
+"""What every compression method is: a pydantic config and one entry point returning a report.
+
+A method never loads or saves files. Layer-wise methods (everything calibrated one decoder
+layer at a time) only say which statistics they need for a linear layer and how to compress
+that linear given them; `sequential.py` does the walking, hooking and re-running.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): drives a progress bar (layers done / total)."""
+
+
+class MethodConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class CompressionReport:
+    method: str
+    config: dict[str, Any]
+    per_layer: dict[str, dict[str, Any]]
+    summary: dict[str, Any]
+    wall_seconds: float
+    peak_memory_bytes: int | None
+    peak_memory_kind: str
+    calibration: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "config": self.config, "per_layer": self.per_layer, "summary": self.summary,
+                "wall_seconds": self.wall_seconds, "peak_memory_bytes": self.peak_memory_bytes,
+                "peak_memory_kind": self.peak_memory_kind, "calibration": self.calibration, "extra": self.extra}
+
+
+class Accumulator:
+    """Statistics of a linear layer's inputs, accumulated over calibration tokens in fp32."""
+
+    def add(self, x: torch.Tensor) -> None:  # x: [tokens, in_features]
+        raise NotImplementedError
+
+
+class Method:
+    name: ClassVar[str]
+    family: ClassVar[str]
+    Config: ClassVar[type[MethodConfig]]
+    needs_calibration: ClassVar[bool] = True
+    true_sequential: ClassVar[bool] = False
+    summary_line: ClassVar[str] = ""
+
+    def __init__(self, config: MethodConfig) -> None:
+        self.config = config
+
+    def accumulator(self, name: str, linear: torch.nn.Linear) -> Accumulator | None:
+        return None
+
+    def compress_linear(self, name: str, linear: torch.nn.Linear, stats: Accumulator | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def summarize(self, per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return {}
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA allocator peak on GPU, process peak RSS on CPU.
+
+    On CPU the process peak cannot be reset, so it includes everything before the block; the
+    report says which kind it is.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.kind = "cuda_max_allocated" if device.type == "cuda" else "process_peak_rss"
+        self.value: int | None = None
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+        if self.device.type == "cuda":
+            self.value = int(torch.cuda.max_memory_allocated(self.device))
+        else:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            self.value = int(rss if sys.platform == "darwin" else rss * 1024)

@@ -1,0 +1,1 @@
+"""Pruning: magnitude, Wanda, SparseGPT; unstructured at any ratio and N:M patterns."""

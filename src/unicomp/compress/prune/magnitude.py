@@ -1,0 +1,28 @@
+"""Magnitude pruning: drop the smallest |w| of each linear layer. No data, the cheap baseline."""
+
+from __future__ import annotations
+
+import torch
+
+from unicomp.compress.base import Method
+from unicomp.compress.prune.common import PruneConfig, layer_stats, summarize_sparsity
+from unicomp.compress.prune.masks import lowest_mask, nm_mask
+
+
+class Magnitude(Method):
+    name = "magnitude"
+    family = "pruning"
+    Config = PruneConfig
+    needs_calibration = False
+    summary_line = "drop the smallest |w| per layer (unstructured) or per N:M group"
+
+    def compress_linear(self, name, linear: torch.nn.Linear, stats=None):
+        w = linear.weight.data
+        scores = w.abs().float()
+        pattern = self.config.parsed
+        mask = nm_mask(scores, pattern) if pattern.structured else lowest_mask(scores, self.config.sparsity, per_row=False)
+        w[mask] = 0
+        return layer_stats(w)
+
+    def summarize(self, per_layer):
+        return summarize_sparsity(per_layer)

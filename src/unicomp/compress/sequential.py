@@ -1,0 +1,151 @@
+"""The layer-by-layer calibration engine every data-aware method shares.
+
+1. Capture what decoder layer 0 receives for the calibration batches, and what every layer
+   receives besides the hidden states (attention masks, rotary position embeddings, ... which
+   can differ per layer, e.g. Gemma 3's sliding vs global layers). Done in one cheap forward
+   pass with every decoder layer replaced by a recorder that passes hidden states through.
+2. For each layer: hook its target linears to accumulate input statistics in fp32, run the
+   layer on the batches, let the method compress each linear, then re-run the (compressed)
+   layer to produce the next layer's inputs, so errors of earlier layers are seen by later
+   ones. With `true_sequential`, linears are handled in groups (q/k/v, o, gate/up, down) and the
+   statistics of each group come from inputs that already went through the compressed
+   earlier groups.
+Peak memory: one layer plus the calibration activations (the layer may be moved to a
+different device than the rest of the model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from unicomp.compress.base import Accumulator, Method, Progress
+from unicomp.errors import UnicompError
+from unicomp.models.anatomy import anatomy_of
+
+
+class _Recorder(torch.nn.Module):
+    """Stands in for a decoder layer: remembers its inputs, returns hidden states unchanged."""
+
+    def __init__(self, sink: list) -> None:
+        super().__init__()
+        self.sink = sink
+
+    def forward(self, hidden_states, *args, **kwargs):
+        if args:
+            raise UnicompError("decoder layer called with positional arguments beyond hidden states",
+                               "this transformers version is not supported by the sequential engine")
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("cache", "past_key_values", "past_key_value")}
+        kwargs["use_cache"] = False
+        self.sink.append((hidden_states, kwargs))
+        return hidden_states
+
+
+def batch_samples(samples: Sequence[Sequence[int]], batch_size: int) -> list[torch.Tensor]:
+    """Equal-length samples batched together (no padding ever enters the statistics)."""
+    by_len: dict[int, list[Sequence[int]]] = {}
+    for s in samples:
+        if len(s) == 0:
+            continue
+        by_len.setdefault(len(s), []).append(s)
+    batches = []
+    for length in sorted(by_len):
+        group = by_len[length]
+        for i in range(0, len(group), batch_size):
+            batches.append(torch.tensor(group[i:i + batch_size], dtype=torch.long))
+    if not batches:
+        raise UnicompError("the calibration set is empty", "check the calibration source and n_samples")
+    return batches
+
+
+@torch.inference_mode()
+def capture_layer_inputs(model: torch.nn.Module, batches: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[list[dict]]]:
+    """(hidden states entering layer 0 per batch, per layer: the keyword arguments per batch)."""
+    anatomy = anatomy_of(model)
+    layers = model.get_submodule(anatomy.layers)
+    originals = list(layers)
+    sinks: list[list] = [[] for _ in originals]
+    device = next(model.parameters()).device
+    try:
+        for i in range(len(layers)):
+            layers[i] = _Recorder(sinks[i])
+        decoder = model.get_decoder()
+        for ids in batches:
+            decoder(input_ids=ids.to(device), use_cache=False)
+    finally:
+        for i, layer in enumerate(originals):
+            layers[i] = layer
+    first = [h for h, _ in sinks[0]]
+    kwargs = [[kw for _, kw in sink] for sink in sinks]
+    return first, kwargs
+
+
+def _move(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple):
+        return tuple(_move(o, device) for o in obj)
+    if isinstance(obj, list):
+        return [_move(o, device) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _move(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _layer_out(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+@torch.inference_mode()
+def run_sequential(
+    model: torch.nn.Module,
+    samples: Sequence[Sequence[int]],
+    method: Method,
+    *,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Compress every target linear of every decoder layer in place; per-linear method stats."""
+    anatomy = anatomy_of(model)
+    layers = model.get_submodule(anatomy.layers)
+    model_device = next(model.parameters()).device
+    work_device = torch.device(device) if device is not None else model_device
+    batches = batch_samples(samples, batch_size)
+    hidden, layer_kwargs = capture_layer_inputs(model, batches)
+    hidden = [h.to(work_device) for h in hidden]
+    per_layer: dict[str, dict[str, Any]] = {}
+    groups = anatomy.linear_groups if method.true_sequential else (anatomy.linears,)
+    for index, layer in enumerate(layers):
+        if work_device != model_device:
+            layer.to(work_device)
+        kwargs = [_move(kw, work_device) for kw in layer_kwargs[index]]
+        for group in groups:
+            linears = {name: layer.get_submodule(name) for name in group}
+            stats: dict[str, Accumulator] = {}
+            handles = []
+            for name, linear in linears.items():
+                acc = method.accumulator(name, linear)
+                if acc is None:
+                    continue
+                stats[name] = acc
+                handles.append(linear.register_forward_hook(
+                    lambda mod, inp, out, acc=acc: acc.add(inp[0].reshape(-1, inp[0].shape[-1]))))
+            try:
+                if handles:
+                    for h, kw in zip(hidden, kwargs):
+                        layer(h, **kw)
+            finally:
+                for handle in handles:
+                    handle.remove()
+            for name, linear in linears.items():
+                with torch.inference_mode(False), torch.no_grad():
+                    per_layer[f"{anatomy.layers}.{index}.{name}"] = method.compress_linear(name, linear, stats.get(name))
+        hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, kwargs)]
+        if work_device != model_device:
+            layer.to(model_device)
+        if progress is not None:
+            progress("layers", index + 1, len(layers))
+    return per_layer
