@@ -117,6 +117,133 @@ def _print_results(exported: dict) -> None:
     console.print(f"store: {exported['store']}   json: {exported.get('output')}", highlight=False)
 
 
+@app.command("compress")
+@_friendly
+def compress_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Base model: alias, hub id, local directory or .gguf file."),
+    method: str = typer.Option(..., "--method", help="Compression method (see `unicomp ls methods`)."),
+    out: str = typer.Option(..., "--out", "-o", help="Folder for the compressed checkpoint."),
+    sparsity: Optional[float] = typer.Option(None, help="Pruning: fraction of weights removed, in (0, 1)."),
+    pattern: Optional[str] = typer.Option(None, help="Pruning: 'unstructured' or N:M (N kept of every M), e.g. 2:4."),
+    calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4)."),
+    n_samples: int = typer.Option(128, help="Calibration samples."),
+    seq_len: int = typer.Option(512, help="Tokens per calibration sample."),
+    seed: int = typer.Option(0, help="Calibration sampling seed."),
+    batch_size: int = typer.Option(8, help="Calibration samples per forward pass."),
+    storage: str = typer.Option("dense", help="dense | sparse-bitmask (compressed-tensors layout; pruned weights shrink on disk)."),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
+    data_dir: Optional[str] = typer.Option(None, help="Local dataset mirror (default: $UNICOMP_DATA_DIR)."),
+) -> None:
+    """Compress a model and save it as a transformers folder plus unicomp.json."""
+    from unicomp.compress.runner import CompressRequest, run_compression
+
+    options = {k: v for k, v in {"sparsity": sparsity, "pattern": pattern}.items() if v is not None}
+    req = CompressRequest(model=model, method=method, options=options, out=out, calibration=calibration,
+                          n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
+                          dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir)
+    manifest = run_compression(req, layer_progress=_progress,
+                               on_status=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
+    report = manifest["report"]
+    table = Table(title=f"{report['method']} -> {out}")
+    for col in ("what", "value"):
+        table.add_column(col)
+    for key, value in report["summary"].items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_row("wall time", f"{report['wall_seconds']:.1f} s")
+    if report["peak_memory_bytes"]:
+        table.add_row(f"peak memory ({report['peak_memory_kind']})", f"{report['peak_memory_bytes'] / 2**20:.0f} MiB")
+    sizes = manifest["sizes"]
+    table.add_row("size on disk, dense", f"{sizes['dense_bytes'] / 2**20:.1f} MiB")
+    table.add_row(f"size on disk, as stored ({manifest['storage']})", f"{sizes['stored_bytes'] / 2**20:.1f} MiB")
+    if report.get("calibration"):
+        cal = report["calibration"]
+        table.add_row("calibration", f"{cal.get('n_samples')} samples, {cal.get('total_tokens')} tokens, "
+                                     f"{cal.get('content_sha256', '')[:16]}")
+    console.print(table)
+    per = report["per_layer"]
+    values = [v.get("sparsity") for v in per.values() if v.get("sparsity") is not None]
+    if values:
+        console.print(f"per-layer sparsity: min {min(values):.4f}, max {max(values):.4f} over {len(values)} linears "
+                      f"(all in {out}/unicomp.json)", highlight=False)
+
+
+@ls_app.command("methods")
+@_friendly
+def ls_methods() -> None:
+    """Compression methods and their options."""
+    from unicomp.compress.registry import METHODS
+
+    table = Table(title="compression methods")
+    for col in ("method", "family", "calibration", "what it does", "options (default)"):
+        table.add_column(col)
+    for name, cls in METHODS.items():
+        opts = ", ".join(f"{k}={f.default}" for k, f in cls.Config.model_fields.items())
+        table.add_row(name, cls.family, "yes" if cls.needs_calibration else "no", cls.summary_line, opts)
+    console.print(table)
+
+
+@app.command("run")
+@_friendly
+def run_cmd(config: str = typer.Argument(..., help="Experiment config (YAML), e.g. configs/quickstart.yaml.")) -> None:
+    """Compress, evaluate base and variants on identical items, and report retention (resumable)."""
+    import csv
+    import json
+    from pathlib import Path
+
+    from unicomp.config import load_config
+    from unicomp.runs.experiment import run_experiment
+
+    cfg = load_config(config)
+    result = run_experiment(cfg, progress_factory=_progress,
+                            on_status=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{cfg.name}-report.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    with open(out / f"{cfg.name}-retention.csv", "w", newline="") as fh:
+        cols = ["model", "task", "category", "metric", "score", "delta", "retained_pct", "n_items", "items",
+                "correct_to_wrong", "wrong_to_correct", "prediction_agreement"]
+        writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(result["rows"])
+    _print_retention(result)
+    console.print(f"report: {out / (cfg.name + '-report.json')}   csv: {out / (cfg.name + '-retention.csv')}   "
+                  f"store: {result['store']}", highlight=False)
+
+
+def _fmt(value, spec: str = ".4f") -> str:
+    return "" if value is None else format(value, spec)
+
+
+def _print_retention(result: dict) -> None:
+    table = Table(title=f"retention vs base (run {result['run_id']})")
+    for col in ("model", "task", "metric", "score", "delta", "retained %", "c->w", "w->c", "agree"):
+        table.add_column(col, justify="left" if col in ("model", "task", "metric") else "right")
+    for r in sorted(result["rows"], key=lambda r: (r["task"], r["model"] != "base", r["model"])):
+        table.add_row(r["model"], r["task"], r["metric"], _fmt(r["score"]), _fmt(r["delta"], "+.4f"),
+                      _fmt(r["retained_pct"], ".1f"), str(r.get("correct_to_wrong", "")), str(r.get("wrong_to_correct", "")),
+                      _fmt(r.get("prediction_agreement"), ".3f"))
+    console.print(table)
+    cats = Table(title="mean retention per category (%)")
+    categories = sorted({c["category"] for c in result["categories"]})
+    cats.add_column("model")
+    for c in categories:
+        cats.add_column(c, justify="right")
+    models = list(dict.fromkeys(c["model"] for c in result["categories"]))
+    for m in models:
+        vals = {c["category"]: c["mean_retained_pct"] for c in result["categories"] if c["model"] == m}
+        cats.add_row(m, *[_fmt(vals.get(c), ".1f") for c in categories])
+    console.print(cats)
+    if result["distance"]:
+        dist = Table(title="distance to base on WikiText-2 windows")
+        for col in ("model", "KL mean", "KL p99", "KL max", "top-1 agreement"):
+            dist.add_column(col, justify="left" if col == "model" else "right")
+        for m, d in result["distance"].items():
+            dist.add_row(m, _fmt(d["kl_mean"]), _fmt(d["kl_p99"]), _fmt(d["kl_max"]), _fmt(d["top1_agreement"], ".3f"))
+        console.print(dist)
+
+
 @ls_app.command("tasks")
 @_friendly
 def ls_tasks() -> None:

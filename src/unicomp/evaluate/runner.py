@@ -56,14 +56,20 @@ class TaskResult:
                 "n_items": self.n_items, "data": self.data, "settings": self.settings}
 
 
-def task_settings(spec: TaskSpec, limit: int | None, num_fewshot: int | None, lm: LanguageModel) -> dict[str, Any]:
+def effective_fewshot(spec: TaskSpec, num_fewshot: int | None) -> int:
+    """A few-shot override applies to tasks that have exemplars; 0-shot tasks stay 0-shot."""
+    return spec.num_fewshot if num_fewshot is None or not spec.fewshot_examples else num_fewshot
+
+
+def task_settings(spec: TaskSpec, limit: int | None, num_fewshot: int | None, max_length: int,
+                  add_bos_token: bool | None = None) -> dict[str, Any]:
     """Everything that changes what is computed; the cache key of an evaluation unit."""
     return {
         "task_version": spec.version,
         "limit": limit,
-        "num_fewshot": spec.num_fewshot if num_fewshot is None else num_fewshot,
-        "max_length": lm.max_length,
-        "add_bos_token": lm.add_bos_token,
+        "num_fewshot": effective_fewshot(spec, num_fewshot),
+        "max_length": max_length,
+        "add_bos_token": add_bos_token,
         "seq_len": spec.seq_len if spec.output_type == "fixed_window_perplexity" else None,
         "max_gen_toks": spec.max_gen_toks if spec.output_type == "generate_until" else None,
     }
@@ -91,16 +97,16 @@ def evaluate_task(
     num_fewshot: int | None = None,
     progress: Progress | None = None,
 ) -> TaskResult:
-    if num_fewshot is not None and num_fewshot > len(spec.fewshot_examples):
+    if num_fewshot is not None and spec.fewshot_examples and num_fewshot > len(spec.fewshot_examples):
         raise UnicompError(
             f"task {spec.name} has {len(spec.fewshot_examples)} few-shot examples, {num_fewshot} requested",
             f"pass --num-fewshot {len(spec.fewshot_examples)} or fewer",
         )
-    settings = task_settings(spec, limit, num_fewshot, lm)
-    if num_fewshot is not None:
+    settings = task_settings(spec, limit, num_fewshot, lm.max_length, lm.add_bos_token)
+    if effective_fewshot(spec, num_fewshot) != spec.num_fewshot:
         from dataclasses import replace
 
-        spec = replace(spec, num_fewshot=num_fewshot)
+        spec = replace(spec, num_fewshot=effective_fewshot(spec, num_fewshot))
     runner = {
         "multiple_choice": _multiple_choice,
         "loglikelihood_rolling": _rolling,

@@ -63,9 +63,14 @@ def load_checkpoint(
     common = dict(revision=revision, trust_remote_code=trust_remote_code,
                   local_files_only=local_files_only)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(where), use_safetensors=True, dtype=torch_dtype(dtype), **common
-        )
+        from unicomp.compress import sparse_storage
+
+        if Path(str(where)).is_dir() and sparse_storage.is_sparse_bitmask(Path(str(where))):
+            model = sparse_storage.load_sparse_bitmask(Path(str(where)), torch_dtype(dtype))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(where), use_safetensors=True, dtype=torch_dtype(dtype), **common
+            )
     except (ValueError, KeyError) as exc:
         raise _load_error("model", where, exc, trust_remote_code) from exc
     try:

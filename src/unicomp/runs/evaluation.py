@@ -71,7 +71,7 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
         run_id = store.start_run("eval", config, env)
         try:
             for spec, docs, resolved in prepared:
-                settings = task_settings(spec, req.limit, req.num_fewshot, lm)
+                settings = task_settings(spec, req.limit, req.num_fewshot, lm.max_length, lm.add_bos_token)
                 key = unit_key("evaluate", loaded.fingerprint, spec.name, settings, resolved.revision)
                 if store.find_unit(key) is not None:
                     store.link_unit(run_id, key)

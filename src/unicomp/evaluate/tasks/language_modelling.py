@@ -89,3 +89,9 @@ LANGUAGE_MODELLING_TASKS: list[TaskSpec] = [
         reference="GPTQ/SparseGPT/Wanda datautils: '\\n\\n'.join(test['text']), seqlen 2048",
     ),
 ]
+
+# Text that evaluation scores: never to be used for calibration.
+EVALUATION_TEXT: tuple[tuple[str, str | None, str], ...] = (
+    ("Salesforce/wikitext", "wikitext-2-raw-v1", "test"),
+    ("Salesforce/wikitext", "wikitext-2-v1", "test"),
+)

@@ -1,0 +1,94 @@
+"""Save a compressed model as a normal transformers folder plus `unicomp.json`.
+
+`unicomp.json` says what was done (method, config, calibration record, per-layer stats,
+wall time, peak memory, versions, base model provenance) so a checkpoint explains itself.
+Writes go to a temporary sibling folder renamed into place at the end: an interrupted save
+never leaves a folder that looks complete, and an existing folder is only replaced when the
+caller says so.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unicomp.compress.base import CompressionReport
+from unicomp.compress.sparse_storage import FORMAT as SPARSE_BITMASK
+from unicomp.compress.sparse_storage import save_sparse_bitmask
+from unicomp.errors import UnicompError
+from unicomp.runs.environment import environment
+
+STORAGES = ("dense", SPARSE_BITMASK)
+MANIFEST = "unicomp.json"
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def tensor_bytes(model: torch.nn.Module) -> int:
+    """Bytes of the model's distinct tensors stored densely (tied weights counted once)."""
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.data_ptr() in seen:
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total
+
+
+def check_output_dir(out: str | Path, overwrite: bool) -> Path:
+    path = Path(out).expanduser()
+    if path.exists() and not overwrite:
+        raise UnicompError(f"output folder {path} already exists", "choose another --out or pass --overwrite")
+    if path.exists() and not path.is_dir():
+        raise UnicompError(f"output path {path} is a file", "choose a folder path for --out")
+    return path
+
+
+def save_compressed(model: torch.nn.Module, tokenizer, out: str | Path, report: CompressionReport, *,
+                    base: dict[str, Any], storage: str = "dense", overwrite: bool = False) -> dict[str, Any]:
+    if storage not in STORAGES:
+        raise UnicompError(f"unknown storage {storage!r}", f"use one of {', '.join(STORAGES)}")
+    final = check_output_dir(out, overwrite)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        dense_bytes = folder_bytes(tmp)
+        if storage == SPARSE_BITMASK:
+            if report.method not in ("magnitude", "wanda", "sparsegpt"):
+                raise UnicompError(f"{report.method} output is not sparse", "use --storage dense for this method")
+            targets = [name.removesuffix(".weight") for name in report.per_layer]
+            pattern = report.config.get("pattern", "unstructured")
+            save_sparse_bitmask(model, tmp, targets, pattern, float(report.summary.get("sparsity", 0.0)))
+        manifest = {
+            "format_version": 1,
+            "method": report.method,
+            "report": report.to_dict(),
+            "base_model": base,
+            "storage": storage,
+            "sizes": {"dense_bytes": dense_bytes, "stored_bytes": None},
+            "environment": environment(),
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        manifest["sizes"]["stored_bytes"] = folder_bytes(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    path = Path(folder) / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,129 @@
+"""The experiment config (YAML), validated: every error names the file, the key and the fix.
+
+One config describes a whole unified run: the base model, the tasks every model is scored on,
+the default calibration set, and the compressed variants. "Same method, different calibration"
+is one line: give a variant its own `calibration:` block.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unicomp.errors import UnicompError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EvaluationSettings(_Strict):
+    tasks: list[str] = Field(min_length=1)
+    limit: int | None = Field(None, gt=0)
+    # Per-task overrides of `limit` (for wikitext2_fixed it counts 2048-token windows).
+    task_limits: dict[str, int] = Field(default_factory=dict)
+    batch_size: int = Field(16, gt=0)
+    num_fewshot: int | None = Field(None, ge=0)
+
+
+class DistanceSettings(_Strict):
+    """Distance of each variant's next-token distributions from the base's, on WikiText-2 test windows."""
+
+    enabled: bool = True
+    windows: int = Field(8, gt=0)
+    seq_len: int = Field(512, gt=1)
+
+
+class CalibrationSettings(_Strict):
+    source: str = "c4"
+    n_samples: int = Field(128, gt=0)
+    seq_len: int = Field(512, gt=0)
+    seed: int = 0
+    dataset: str | None = None
+    config: str | None = None
+    split: str = "train"
+    field: str = "text"
+    chat_template: bool | None = None
+
+
+class VariantConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
+    method: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    calibration: CalibrationSettings | None = None
+    storage: str = "dense"
+
+
+class ExperimentConfig(_Strict):
+    name: str
+    model: str
+    dtype: str = "float32"
+    device: str = "cpu"
+    data_dir: str | None = None
+    store: str = "unicomp-results/unicomp.sqlite"
+    output_dir: str = "unicomp-results"
+    evaluation: EvaluationSettings
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    distance: DistanceSettings = Field(default_factory=DistanceSettings)
+    compress_batch_size: int = Field(8, gt=0)
+    variants: list[VariantConfig] = Field(default_factory=list)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_names(cls, variants: list[VariantConfig]) -> list[VariantConfig]:
+        seen = set()
+        for v in variants:
+            if v.name in seen or v.name == "base":
+                raise ValueError(f"variant name {v.name!r} is used twice or is reserved ('base')")
+            seen.add(v.name)
+        return variants
+
+    @model_validator(mode="after")
+    def _check_names(self) -> "ExperimentConfig":
+        from unicomp.compress.registry import make_method
+        from unicomp.evaluate.tasks import expand_task_names
+
+        names = expand_task_names(self.evaluation.tasks)
+        for task, value in self.evaluation.task_limits.items():
+            if task not in names:
+                raise ValueError(f"task_limits names {task!r}, which is not in evaluation.tasks")
+            if value < 1:
+                raise ValueError(f"task_limits.{task} must be a positive number of items")
+        for v in self.variants:
+            make_method(v.method, v.options)
+        return self
+
+    def limit_for(self, task: str) -> int | None:
+        return self.evaluation.task_limits.get(task, self.evaluation.limit)
+
+    def calibration_for(self, variant: VariantConfig) -> CalibrationSettings:
+        return variant.calibration or self.calibration
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise UnicompError(f"config file {p} not found", "pass the path of a YAML config, e.g. configs/quickstart.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UnicompError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax") from None
+    if not isinstance(raw, dict):
+        raise UnicompError(f"{p}: expected a mapping of settings at the top level", "see configs/quickstart.yaml")
+    try:
+        return ExperimentConfig(**raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in err["loc"]) or "(top level)"
+        inner = err.get("ctx", {}).get("error")
+        if isinstance(inner, UnicompError):
+            raise UnicompError(f"{p}: {key}: {inner.problem}", inner.fix) from None
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UnicompError(f"{p}: {key}: {msg}", "see configs/quickstart.yaml for a valid config") from None
+    except UnicompError as exc:
+        raise UnicompError(f"{p}: {exc.problem}", exc.fix) from None

@@ -1,0 +1,93 @@
+"""Retained performance and paired statistics of each variant against its base.
+
+Retention = variant score / base score x 100 for higher-is-better metrics and base / variant x
+100 for perplexities (so 100% always means "as good as the base"). Paired statistics use the
+per-item records of the same items: flips (correct -> wrong, wrong -> correct) and agreement of
+predictions. MMLU subjects are pooled into one `mmlu` row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unicomp.evaluate.tasks import get_task
+
+LOWER_IS_BETTER = {"word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"}
+_PREFERENCE = ("acc_norm", "acc", "exact_match,flexible-extract", "exact_match,strict-match", "word_perplexity",
+               "token_perplexity")
+
+
+def primary_metric(scores: dict[str, float]) -> str:
+    for metric in _PREFERENCE:
+        if metric in scores:
+            return metric
+    return next(iter(scores))
+
+
+def retained(metric: str, base: float, variant: float) -> float | None:
+    if metric in LOWER_IS_BETTER:
+        return 100.0 * base / variant if variant else None
+    return 100.0 * variant / base if base else None
+
+
+def _display_name(task: str) -> str:
+    spec = get_task(task)
+    return spec.group or spec.name
+
+
+def pooled_units(units: dict[str, dict[str, Any]], records: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """task -> {category, scores, n_items, records}, with group members (MMLU) pooled item-weighted."""
+    out: dict[str, dict[str, Any]] = {}
+    for task, unit in units.items():
+        name = _display_name(task)
+        entry = out.setdefault(name, {"category": unit["category"], "parts": [], "records": []})
+        entry["parts"].append(unit)
+        entry["records"].extend({**r, "item_id": f"{task}:{r['item_id']}"} for r in records.get(task, []))
+    for name, entry in out.items():
+        parts = entry.pop("parts")
+        if len(parts) == 1:
+            entry["scores"], entry["n_items"] = dict(parts[0]["scores"]), parts[0]["n_items"]
+        else:
+            n = sum(p["n_items"] for p in parts)
+            keys = set.intersection(*(set(p["scores"]) for p in parts))
+            entry["scores"] = {k: sum(p["scores"][k] * p["n_items"] for p in parts) / n for k in keys}
+            entry["n_items"] = n
+    return out
+
+
+def paired(metric: str, base_records: list[dict], var_records: list[dict]) -> dict[str, Any]:
+    base = {r["item_id"]: r for r in base_records}
+    var = {r["item_id"]: r for r in var_records}
+    common = [i for i in base if i in var]
+    if not common or metric in LOWER_IS_BETTER or metric not in base[common[0]]["metrics"]:
+        return {}
+    c2w = sum(1 for i in common if base[i]["metrics"][metric] == 1 and var[i]["metrics"][metric] == 0)
+    w2c = sum(1 for i in common if base[i]["metrics"][metric] == 0 and var[i]["metrics"][metric] == 1)
+    same = sum(1 for i in common if base[i]["prediction"] == var[i]["prediction"])
+    mismatched_prompts = sum(1 for i in common if base[i]["prompt_hash"] != var[i]["prompt_hash"])
+    return {"items": len(common), "correct_to_wrong": c2w, "wrong_to_correct": w2c,
+            "prediction_agreement": same / len(common), "prompt_mismatches": mismatched_prompts}
+
+
+def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[str, dict[str, Any]]],
+                    distances: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
+    """`base` and each variant: pooled task -> entry (see `pooled_units`)."""
+    rows, categories = [], {}
+    for task, b in base.items():
+        metric = primary_metric(b["scores"])
+        rows.append({"model": "base", "task": task, "category": b["category"], "metric": metric,
+                     "score": b["scores"][metric], "delta": 0.0, "retained_pct": 100.0, "n_items": b["n_items"]})
+        for name, tasks in variants.items():
+            v = tasks.get(task)
+            if v is None or metric not in v["scores"]:
+                continue
+            ret = retained(metric, b["scores"][metric], v["scores"][metric])
+            row = {"model": name, "task": task, "category": b["category"], "metric": metric,
+                   "score": v["scores"][metric], "delta": v["scores"][metric] - b["scores"][metric],
+                   "retained_pct": ret, "n_items": v["n_items"], **paired(metric, b["records"], v["records"])}
+            rows.append(row)
+            if ret is not None:
+                categories.setdefault(name, {}).setdefault(b["category"], []).append(ret)
+    category_rows = [{"model": name, "category": cat, "mean_retained_pct": sum(vals) / len(vals), "tasks": len(vals)}
+                     for name, cats in categories.items() for cat, vals in sorted(cats.items())]
+    return {"rows": rows, "categories": category_rows, "distance": distances or {}}
