@@ -104,7 +104,8 @@ class CalibrationConfig(BaseModel):
                 raise UnicompError("calibration source 'dataset' needs a dataset id",
                                    "set dataset (e.g. 'openai/gsm8k'), plus field and split")
         else:
-            extra = sorted(self.model_fields_set & set(_DATASET_ONLY))
+            fields = type(self).model_fields
+            extra = [name for name in _DATASET_ONLY if getattr(self, name) != fields[name].default]
             if extra:
                 raise UnicompError(f"calibration option(s) {', '.join(extra)} apply only to source 'dataset', "
                                    f"not {self.source!r}", "remove them, or set source to 'dataset'")
@@ -152,6 +153,7 @@ def build_calibration(config: CalibrationConfig | dict, tokenizer: Any, *,
         "chat_template_applied": config.uses_chat_template,
         "tokenizer": _tokenizer_record(tokenizer),
         "data_source_order": list(order),
+        "forbidden": [list(entry) for entry in guard.entries],
         **details,
         "n_samples": len(samples),
         "total_tokens": sum(len(s) for s in samples),
@@ -261,8 +263,8 @@ class _Builder:
             names = " + ".join(e["name"] for e in entries) or "no source"
             docs = [d for d in pool[:counted[0]] if len(d.ids) > cfg.seq_len]
             return (f"{names}: {len(docs)} of {len(pool)} documents are longer than seq_len={cfg.seq_len} "
-                    f"and hold {counted[1]:,} tokens; n_samples={cfg.n_samples} x seq_len={cfg.seq_len} "
-                    f"needs {need:,}")
+                    f"and hold {counted[1]:,} tokens (enough for {counted[1] // cfg.seq_len} samples); "
+                    f"n_samples={cfg.n_samples} x seq_len={cfg.seq_len} needs {need:,}")
 
         try:
             add(ts.c4_documents(sources=self.order, data_dir=self.data_dir))
@@ -288,9 +290,10 @@ class _Builder:
             add(src)
             fallbacks.append({"source": spec.name, "added": True, "why": why})
         if not enough():
-            tried = "" if fallbacks else " (no fallback was tried)"
+            skipped = [f"{f['source']} ({f['why_not']})" for f in fallbacks if not f["added"]]
+            extra = f"; fallbacks not usable: {', '.join(skipped)}" if skipped else ""
             raise UnicompError(
-                f"calibration text too small: {shortfall()}{tried}",
+                f"calibration text too small: {shortfall()}{extra}",
                 "lower n_samples or seq_len, or use source 'dataset' with a larger text set "
                 "(or a mirror / the hub with more C4)")
 
@@ -317,7 +320,9 @@ class _Builder:
             "add_special_tokens": True,
             "sources": entries,
             "pool_documents": len(pool),
-            "eligible_tokens": counted[1] if counted[0] == len(pool) else f">= {counted[1]}",
+            # Documents are tokenized in pool order only until enough is proven.
+            "documents_counted": counted[0],
+            "eligible_tokens_counted": counted[1],
             "fallbacks": fallbacks,
             "fallback_used": any(f["added"] for f in fallbacks),
             "sources_used": [name for name in (e["name"] for e in entries) if name in used],
@@ -464,9 +469,8 @@ class _Builder:
             encoded = self.tok(rendered, add_special_tokens=False)["input_ids"]
         else:
             encoded = self.tok(texts)["input_ids"]
-        samples, drawn, truncated = [], [], 0
+        samples, drawn = [], []
         for (name, item, _), ids in zip(chosen, encoded):
-            truncated += len(ids) > cfg.seq_len
             samples.append(list(ids[:cfg.seq_len]))
             drawn.append([name, item])
         for entry in entries:
