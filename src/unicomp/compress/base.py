@@ -56,6 +56,9 @@ class Method:
     Config: ClassVar[type[MethodConfig]]
     needs_calibration: ClassVar[bool] = True
     true_sequential: ClassVar[bool] = False
+    # Statistics depend only on the linear's inputs (not its weights): linears that read the same
+    # tensor (q/k/v, gate/up) can share one accumulator.
+    stats_from_inputs_only: ClassVar[bool] = True
     summary_line: ClassVar[str] = ""
 
     def __init__(self, config: MethodConfig) -> None:

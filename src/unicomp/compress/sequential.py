@@ -94,6 +94,14 @@ def _move(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def _sharing(anatomy, name: str) -> tuple[str, ...]:
+    """The other linears that read the same input as `name`."""
+    for group in anatomy.shared_inputs:
+        if name in group:
+            return tuple(n for n in group if n != name)
+    return ()
+
+
 def _layer_out(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
@@ -127,6 +135,10 @@ def run_sequential(
             stats: dict[str, Accumulator] = {}
             handles = []
             for name, linear in linears.items():
+                shared = next((stats[o] for o in _sharing(anatomy, name) if o in stats), None)
+                if shared is not None and method.stats_from_inputs_only:
+                    stats[name] = shared  # same input tensor: accumulate once
+                    continue
                 acc = method.accumulator(name, linear)
                 if acc is None:
                     continue

@@ -24,6 +24,8 @@ class Anatomy:
     # Linears inside one decoder layer, in the order their inputs become available: each group's
     # inputs depend only on earlier groups' outputs (used for true-sequential compression).
     linear_groups: tuple[tuple[str, ...], ...]
+    # Linears that read the very same input tensor (their input statistics are computed once).
+    shared_inputs: tuple[tuple[str, ...], ...] = ()
 
     @property
     def linears(self) -> tuple[str, ...]:
@@ -38,10 +40,12 @@ _DECODER = Anatomy(
         ("mlp.gate_proj", "mlp.up_proj"),
         ("mlp.down_proj",),
     ),
+    shared_inputs=(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj")),
 )
 _GEMMA3_MULTIMODAL = Anatomy(
     layers="model.language_model.layers", embed_tokens="model.language_model.embed_tokens",
     final_norm="model.language_model.norm", lm_head="lm_head", linear_groups=_DECODER.linear_groups,
+    shared_inputs=_DECODER.shared_inputs,
 )
 
 ANATOMIES: dict[str, Anatomy] = {
