@@ -22,8 +22,9 @@ app = typer.Typer(help="Unified evaluation of LLM compression: prune, quantize, 
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 ls_app = typer.Typer(help="List tasks, models and methods.", no_args_is_help=True)
 app.add_typer(ls_app, name="ls")
-console = Console()
-err_console = Console(stderr=True)
+# Wide tables stay readable when output goes to a file or a pipe (rich assumes 80 columns there).
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _friendly(fn):

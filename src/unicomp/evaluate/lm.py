@@ -34,6 +34,7 @@ DEFAULT_MAX_LENGTH = 2048
 _CONFIG_LENGTH_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
 _TOKENIZER_INFINITY = 1000000000000000019884624838656
 _PACKABLE_ATTENTION = ("sdpa", "eager")
+_LOGIT_CHUNK = 1024  # scored positions per vocabulary projection
 
 
 @dataclass
@@ -77,6 +78,7 @@ class LanguageModel:
         add_bos_token: as HFLM's argument; None keeps the tokenizer's default.
         pack_choices: share the context between continuations (on by default; off reproduces
             lm-eval's one-row-per-choice batching, used to check equivalence and speed).
+        max_batch_tokens: cap on padded tokens per forward pass (long rows get smaller batches).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class LanguageModel:
         add_bos_token: bool | None = None,
         pack_choices: bool = True,
         max_gen_toks: int = 256,
+        max_batch_tokens: int = 4096,
     ) -> None:
         if batch_size < 1:
             raise UnicompError(f"batch size must be at least 1, got {batch_size}", "pass --batch-size 1 or more")
@@ -98,6 +101,7 @@ class LanguageModel:
         self.max_length = max_length or resolve_max_length(model, tokenizer)
         self.add_bos_token = add_bos_token
         self.max_gen_toks = max_gen_toks
+        self.max_batch_tokens = max_batch_tokens
         attn = getattr(model.config, "_attn_implementation", "sdpa")
         self.pack_choices = pack_choices and attn in _PACKABLE_ATTENTION
         window = getattr(model.config, "sliding_window", None)
@@ -191,13 +195,27 @@ class LanguageModel:
         rows = self._plan_rows(pairs)
         results: list[tuple[float, bool] | None] = [None] * len(pairs)
         rows.sort(key=lambda r: -len(r.tokens))
-        for start in range(0, len(rows), self.batch_size):
-            batch = rows[start:start + self.batch_size]
+        for batch in self._batches(rows):
             for idx, value in self._score_batch(batch):
                 results[idx] = value
             if progress is not None:
                 progress(sum(len(r.scores) for r in batch))
         return results  # type: ignore[return-value]
+
+    def _batches(self, rows: list[_Row]):
+        """Up to `batch_size` rows per forward, and at most `max_batch_tokens` padded tokens.
+
+        Rows are sorted longest first, so the first row of a batch sets its width. The token cap
+        keeps long windows from being batched into attention matrices that no longer fit in
+        cache (on CPU, 8 x 2048-token rows ran 4x slower per token than 1 x 2048).
+        """
+        start = 0
+        while start < len(rows):
+            width = len(rows[start].tokens)
+            fit = max(1, self.max_batch_tokens // max(width, 1))
+            end = min(len(rows), start + min(self.batch_size, fit))
+            yield rows[start:end]
+            start = end
 
     def _plan_rows(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[_Row]:
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -288,10 +306,16 @@ class LanguageModel:
                 flat_tgt.extend(targets)
                 owners.append((index, len(positions)))
         h = hidden[torch.tensor(flat_rows, device=device), torch.tensor(flat_pos, device=device)]
-        logprobs = F.log_softmax(self._logits(h).float(), dim=-1)
         targets = torch.tensor(flat_tgt, device=device)
-        token_lp = logprobs.gather(1, targets[:, None]).squeeze(1)
-        greedy = logprobs.argmax(dim=-1) == targets
+        # The vocabulary projection in chunks: scored positions x vocabulary can be gigabytes
+        # (8 windows x 2048 tokens x 49k vocab = 3 GB in fp32), and memory traffic dominates.
+        lp_parts, greedy_parts = [], []
+        for start in range(0, h.shape[0], _LOGIT_CHUNK):
+            logprobs = F.log_softmax(self._logits(h[start:start + _LOGIT_CHUNK]).float(), dim=-1)
+            tgt = targets[start:start + _LOGIT_CHUNK]
+            lp_parts.append(logprobs.gather(1, tgt[:, None]).squeeze(1))
+            greedy_parts.append(logprobs.argmax(dim=-1) == tgt)
+        token_lp, greedy = torch.cat(lp_parts), torch.cat(greedy_parts)
         out = []
         offset = 0
         for index, count in owners:
