@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--ppl-windows", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=8, help="unicomp calibration batch size")
+    ap.add_argument("--compute-dtype", default=None, help="unicomp calibration passes in this dtype (e.g. bfloat16)")
     ap.add_argument("--runs", default=",".join(f"{m}:{p}" for m, p in RUNS))
     ap.add_argument("--llmcompressor", default=None, help="python of the llm-compressor venv; omit to skip")
     ap.add_argument("--json", required=True)
@@ -74,10 +75,12 @@ def main() -> None:
             fresh = load_model(args.model)
             options = {"sparsity": 0.5, "pattern": pattern}
             start = time.perf_counter()
-            rep = compress_model(fresh.model, make_method(method, options), cal, batch_size=args.batch_size)
+            rep = compress_model(fresh.model, make_method(method, options), cal, batch_size=args.batch_size,
+                                 compute_dtype=args.compute_dtype)
             seconds = time.perf_counter() - start
             ppl = perplexity(LanguageModel(fresh.model, fresh.tokenizer), text, args.ppl_windows)
-            row = {"method": method, "pattern": pattern, "unicomp_seconds": seconds, "unicomp_ppl": ppl,
+            row = {"method": method, "pattern": pattern, "compute_dtype": args.compute_dtype or "float32",
+                   "unicomp_seconds": seconds, "unicomp_ppl": ppl,
                    "sparsity": rep.summary["sparsity"], "peak_rss_mib": rep.peak_memory_bytes / 2**20}
             if args.llmcompressor and method != "magnitude":
                 out = Path(tmp) / f"{method}-{pattern.replace(':', '')}.json"

@@ -131,6 +131,7 @@ def compress_cmd(
     seq_len: int = typer.Option(512, help="Tokens per calibration sample."),
     seed: int = typer.Option(0, help="Calibration sampling seed."),
     batch_size: int = typer.Option(8, help="Calibration samples per forward pass."),
+    calibration_dtype: Optional[str] = typer.Option(None, help="Run calibration passes in bfloat16 (statistics stay fp32); default: model dtype."),
     storage: str = typer.Option("dense", help="dense | sparse-bitmask (compressed-tensors layout; pruned weights shrink on disk)."),
     dtype: str = typer.Option("float32", help="float32 | bfloat16."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
@@ -143,7 +144,8 @@ def compress_cmd(
     options = {k: v for k, v in {"sparsity": sparsity, "pattern": pattern}.items() if v is not None}
     req = CompressRequest(model=model, method=method, options=options, out=out, calibration=calibration,
                           n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
-                          dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir)
+                          dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,
+                          compute_dtype=calibration_dtype)
     manifest = run_compression(req, layer_progress=_progress,
                                on_status=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
     report = manifest["report"]

@@ -69,6 +69,8 @@ class ExperimentConfig(_Strict):
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
     distance: DistanceSettings = Field(default_factory=DistanceSettings)
     compress_batch_size: int = Field(8, gt=0)
+    # bfloat16: calibration forward passes under autocast (statistics and updates stay fp32)
+    calibration_dtype: str | None = None
     variants: list[VariantConfig] = Field(default_factory=list)
 
     @field_validator("variants")

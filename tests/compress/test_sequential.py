@@ -8,7 +8,6 @@ from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
 from tiny_models import tiny_llama, tiny_qwen2, tiny_tokenizer
 from unicomp.compress.apply import compress_model
-from unicomp.compress.prune.wanda import InputNorms
 from unicomp.compress.registry import make_method
 from unicomp.compress.sequential import capture_layer_inputs, run_sequential
 from unicomp.errors import UnicompError
@@ -104,3 +103,21 @@ def test_unknown_architecture_names_class_and_fix():
     with pytest.raises(UnicompError) as exc:
         compress_model(Mystery(), make_method("magnitude", {}), None)
     assert "Mystery" in str(exc.value) and "ANATOMIES" in str(exc.value)
+
+
+def test_bf16_calibration_passes_keep_fp32_weights_and_nearly_the_same_mask():
+    """Autocast speeds up the passes; weights stay fp32 and Wanda's masks barely move."""
+    ref, fast = tiny_llama(), tiny_llama()
+    cal = type("Cal", (), {"samples": samples(8, 16), "record": {}})()
+    compress_model(ref, make_method("wanda", {"sparsity": 0.5}), cal)
+    report = compress_model(fast, make_method("wanda", {"sparsity": 0.5}), cal, compute_dtype="bfloat16")
+    assert report.extra["calibration_compute_dtype"] == "bfloat16"
+    same = total = 0
+    for (name, a), b in zip(ref.named_parameters(), fast.parameters()):
+        assert b.dtype == torch.float32
+        if name.endswith("proj.weight"):
+            same += int(((a == 0) == (b == 0)).sum())
+            total += a.numel()
+    assert same / total > 0.97
+    with pytest.raises(UnicompError, match="compute dtype"):
+        compress_model(tiny_llama(), make_method("wanda", {}), cal, compute_dtype="int3")

@@ -12,7 +12,8 @@ from unicomp.models.anatomy import anatomy_of
 
 
 def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, batch_size: int = 8,
-                   device: str | None = None, progress: Progress | None = None) -> CompressionReport:
+                   device: str | None = None, progress: Progress | None = None,
+                   compute_dtype: str | None = None) -> CompressionReport:
     """Compress `model` in place. `calibration` is a `CalibrationSet` (required when the method needs data)."""
     anatomy = anatomy_of(model)
     if method.needs_calibration and calibration is None:
@@ -21,7 +22,7 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
     with PeakMemory(dev) as peak:
         if method.needs_calibration:
             per_layer = run_sequential(model, calibration.samples, method, batch_size=batch_size, device=device,
-                                       progress=progress)
+                                       progress=progress, compute_dtype=_dtype(compute_dtype))
         else:
             per_layer = {}
             layers = model.get_submodule(anatomy.layers)
@@ -31,8 +32,19 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
                         per_layer[f"{anatomy.layers}.{index}.{name}"] = method.compress_linear(name, layer.get_submodule(name), None)
                     if progress is not None:
                         progress("layers", index + 1, len(layers))
+    extra = {"calibration_compute_dtype": compute_dtype or "model dtype"} if method.needs_calibration else {}
     return CompressionReport(
         method=method.name, config=method.config.model_dump(), per_layer=per_layer, summary=method.summarize(per_layer),
         wall_seconds=peak.seconds, peak_memory_bytes=peak.value, peak_memory_kind=peak.kind,
-        calibration=None if calibration is None or not method.needs_calibration else calibration.record,
+        calibration=None if calibration is None or not method.needs_calibration else calibration.record, extra=extra,
     )
+
+
+def _dtype(name: str | None) -> torch.dtype | None:
+    if name in (None, "", "model"):
+        return None
+    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
+             "float32": None, "fp32": None}
+    if name not in table:
+        raise UnicompError(f"unknown calibration compute dtype {name!r}", "use float32 (default) or bfloat16")
+    return table[name]

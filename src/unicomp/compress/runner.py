@@ -29,6 +29,7 @@ class CompressRequest:
     device: str = "cpu"
     overwrite: bool = False
     data_dir: str | None = None
+    compute_dtype: str | None = None
 
 
 def calibration_config(source: str, n_samples: int, seq_len: int, seed: int):
@@ -66,8 +67,9 @@ def run_compression(req: CompressRequest, layer_progress=None, on_status: Callab
     if layer_progress is not None:
         with layer_progress(f"{req.method} layers", n_layers) as advance:
             report = compress_model(loaded.model, method, calibration, batch_size=req.batch_size,
-                                    progress=lambda stage, done, total: advance(1))
+                                    progress=lambda stage, done, total: advance(1), compute_dtype=req.compute_dtype)
     else:
-        report = compress_model(loaded.model, method, calibration, batch_size=req.batch_size)
+        report = compress_model(loaded.model, method, calibration, batch_size=req.batch_size,
+                                compute_dtype=req.compute_dtype)
     return save_compressed(loaded.model, loaded.tokenizer, req.out, report, base=loaded.record(), storage=req.storage,
                            overwrite=req.overwrite)

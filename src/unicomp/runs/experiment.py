@@ -134,6 +134,8 @@ class Experiment:
         cal = cfg.calibration_for(variant)
         settings = {"method": variant.method, "options": variant.options, "storage": variant.storage,
                     "calibration": cal.model_dump(), "batch_size": cfg.compress_batch_size}
+        if cfg.calibration_dtype:
+            settings["calibration_dtype"] = cfg.calibration_dtype
         key = unit_key("compress", base.fingerprint, variant.method, settings, "")
         folder = self.output_dir / "checkpoints" / f"{variant.name}-{key[:10]}"
         stored = store.find_unit(key)
@@ -175,7 +177,7 @@ class Experiment:
         start = time.perf_counter()
         with self.progress_factory(f"compress {variant.name} (layers)", len(decoder_layers(fresh.model))) as advance:
             report = compress_model(fresh.model, method, calibration, batch_size=cfg.compress_batch_size,
-                                    progress=lambda stage, done, total: advance(1))
+                                    progress=lambda stage, done, total: advance(1), compute_dtype=cfg.calibration_dtype)
         manifest = save_compressed(fresh.model, fresh.tokenizer, folder, report, base=fresh.record(),
                                    storage=variant.storage, overwrite=True)
         return report, manifest, time.perf_counter() - start

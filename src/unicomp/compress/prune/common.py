@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from pydantic import field_validator
 
-from unicomp.compress.base import MethodConfig
+from unicomp.compress.base import Method, MethodConfig
 from unicomp.compress.prune.masks import Pattern, check_sparsity, parse_pattern
 
 
@@ -40,3 +40,13 @@ def summarize_sparsity(per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
     numel = sum(v["numel"] for v in per_layer.values())
     return {"sparsity": zeros / numel if numel else 0.0, "pruned_weights": zeros, "target_weights": numel,
             "layers": len(per_layer)}
+
+
+class PruningMethod(Method):
+    """Shared by the pruning methods: the family name and the sparsity summary."""
+
+    family = "pruning"
+    Config = PruneConfig
+
+    def summarize(self, per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        return summarize_sparsity(per_layer)

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from unicomp.compress.base import Method
-from unicomp.compress.prune.common import PruneConfig, layer_stats, summarize_sparsity
+from unicomp.compress.prune.common import PruningMethod, layer_stats
 from unicomp.compress.prune.masks import lowest_mask, nm_mask
 
 
-class Magnitude(Method):
+class Magnitude(PruningMethod):
     name = "magnitude"
-    family = "pruning"
-    Config = PruneConfig
     needs_calibration = False
     summary_line = "drop the smallest |w| per layer (unstructured) or per N:M group"
 
@@ -23,6 +20,3 @@ class Magnitude(Method):
         mask = nm_mask(scores, pattern) if pattern.structured else lowest_mask(scores, self.config.sparsity, per_row=False)
         w[mask] = 0
         return layer_stats(w)
-
-    def summarize(self, per_layer):
-        return summarize_sparsity(per_layer)

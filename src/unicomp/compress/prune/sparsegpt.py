@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from unicomp.compress.base import Accumulator, Method
-from unicomp.compress.prune.common import PruneConfig, layer_stats, summarize_sparsity
+from unicomp.compress.base import Accumulator
+from unicomp.compress.prune.common import PruneConfig, PruningMethod, layer_stats
 from unicomp.compress.prune.masks import Pattern, lowest_mask, nm_mask
 
 
@@ -81,9 +81,8 @@ def sparsegpt_prune(weight: torch.Tensor, h: torch.Tensor, sparsity: float, *, n
     return w
 
 
-class SparseGPT(Method):
+class SparseGPT(PruningMethod):
     name = "sparsegpt"
-    family = "pruning"
     Config = SparseGPTConfig
     summary_line = "prune with OBS weight updates from the inverse Hessian (block 128, 1% damp)"
 
@@ -96,6 +95,3 @@ class SparseGPT(Method):
                               block_size=self.config.block_size, dampening=self.config.dampening)
         linear.weight.data.copy_(new.to(linear.weight.dtype))
         return {**layer_stats(linear.weight.data), "calibration_tokens": stats.tokens}
-
-    def summarize(self, per_layer):
-        return summarize_sparsity(per_layer)

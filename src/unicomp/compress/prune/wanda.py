@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from unicomp.compress.base import Accumulator, Method
-from unicomp.compress.prune.common import PruneConfig, layer_stats, summarize_sparsity
+from unicomp.compress.base import Accumulator
+from unicomp.compress.prune.common import PruningMethod, layer_stats
 from unicomp.compress.prune.masks import lowest_mask, nm_mask
 
 
@@ -30,10 +30,8 @@ def wanda_scores(weight: torch.Tensor, sq_norms: torch.Tensor) -> torch.Tensor:
     return weight.abs().float() * torch.sqrt(sq_norms).unsqueeze(0)
 
 
-class Wanda(Method):
+class Wanda(PruningMethod):
     name = "wanda"
-    family = "pruning"
-    Config = PruneConfig
     summary_line = "prune by |w| x input-activation norm, per output row"
 
     def accumulator(self, name, linear):
@@ -46,6 +44,3 @@ class Wanda(Method):
         mask = nm_mask(scores, pattern) if pattern.structured else lowest_mask(scores, self.config.sparsity, per_row=True)
         w[mask] = 0
         return {**layer_stats(w), "calibration_tokens": stats.tokens}
-
-    def summarize(self, per_layer):
-        return summarize_sparsity(per_layer)
