@@ -121,3 +121,22 @@ def test_bf16_calibration_passes_keep_fp32_weights_and_nearly_the_same_mask():
     assert same / total > 0.97
     with pytest.raises(UnicompError, match="compute dtype"):
         compress_model(tiny_llama(), make_method("wanda", {}), cal, compute_dtype="int3")
+
+
+def test_bf16_passes_still_accumulate_fp32_hessians():
+    """Under autocast, X^T X must not be computed in bf16 (it would lose positive definiteness)."""
+    model = tiny_llama()
+    captured = {}
+    base = make_method("sparsegpt", {})
+
+    class Spy(type(base)):
+        def compress_linear(self, name, linear, stats):
+            if name == "self_attn.q_proj" and "h" not in captured:
+                captured["h"] = stats.h.clone()
+            return super().compress_linear(name, linear, stats)
+
+    data = samples()
+    run_sequential(model, data, Spy(base.config), batch_size=4, compute_dtype=torch.bfloat16)
+    h = captured["h"]
+    assert h.dtype == torch.float32
+    assert torch.linalg.eigvalsh(h).min() > -1e-4 * h.diagonal().mean()

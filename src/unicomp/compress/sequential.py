@@ -94,6 +94,18 @@ def _move(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+def _accumulate_into(acc: Accumulator, device: torch.device):
+    """Forward hook feeding a linear's inputs to `acc`, always outside autocast: statistics
+    (X^T X above all) must be computed in fp32 even when the passes run in bf16."""
+
+    def hook(module, inputs, output) -> None:
+        x = inputs[0]
+        with torch.autocast(device_type=device.type, enabled=False):
+            acc.add(x.reshape(-1, x.shape[-1]))
+
+    return hook
+
+
 def _sharing(anatomy, name: str) -> tuple[str, ...]:
     """The other linears that read the same input as `name`."""
     for group in anatomy.shared_inputs:
@@ -151,8 +163,7 @@ def run_sequential(
                 if acc is None:
                     continue
                 stats[name] = acc
-                handles.append(linear.register_forward_hook(
-                    lambda mod, inp, out, acc=acc: acc.add(inp[0].reshape(-1, inp[0].shape[-1]))))
+                handles.append(linear.register_forward_hook(_accumulate_into(acc, work_device)))
             try:
                 if handles:
                     with autocast:
