@@ -8,6 +8,7 @@ that linear given them; `sequential.py` does the walking, hooking and re-running
 from __future__ import annotations
 
 import resource
+from abc import ABC, abstractmethod
 import sys
 import time
 from collections.abc import Callable
@@ -43,14 +44,15 @@ class CompressionReport:
                 "peak_memory_kind": self.peak_memory_kind, "calibration": self.calibration, "extra": self.extra}
 
 
-class Accumulator:
+class Accumulator(ABC):
     """Statistics of a linear layer's inputs, accumulated over calibration tokens in fp32."""
 
+    @abstractmethod
     def add(self, x: torch.Tensor) -> None:  # x: [tokens, in_features]
-        raise NotImplementedError
+        """Fold a batch of inputs into the statistics."""
 
 
-class Method:
+class Method(ABC):
     name: ClassVar[str]
     family: ClassVar[str]
     Config: ClassVar[type[MethodConfig]]
@@ -67,8 +69,9 @@ class Method:
     def accumulator(self, name: str, linear: torch.nn.Linear) -> Accumulator | None:
         return None
 
+    @abstractmethod
     def compress_linear(self, name: str, linear: torch.nn.Linear, stats: Accumulator | None) -> dict[str, Any]:
-        raise NotImplementedError
+        """Compress one linear in place, given its statistics; return what changed (per-layer stats)."""
 
     def summarize(self, per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {}
