@@ -251,7 +251,7 @@ def _print_retention(result: dict) -> None:
 @_friendly
 def ls_tasks() -> None:
     """Every task: category, how it is scored, dataset, metrics."""
-    from unicomp.evaluate.tasks import list_tasks
+    from unicomp.evaluate.tasks import get_task, list_tasks
     from unicomp.evaluate.tasks.registry import GROUPS
 
     table = Table(title="tasks")
@@ -264,7 +264,7 @@ def ls_tasks() -> None:
         table.add_row(spec.name, spec.category, spec.output_type, f"{d.id} {d.config or ''} {d.split}".replace("  ", " "),
                       ", ".join(spec.metrics))
     for group, members in GROUPS.items():
-        first = __import__("unicomp.evaluate.tasks", fromlist=["get_task"]).get_task(members[0])
+        first = get_task(members[0])
         table.add_row(group, first.category, f"group of {len(members)} tasks", f"{first.dataset.id} <subject> {first.dataset.split}",
                       ", ".join(first.metrics))
     console.print(table)
