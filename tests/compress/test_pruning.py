@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from unicomp.compress.prune.masks import Pattern, lowest_mask, nm_mask, parse_pattern
-from unicomp.compress.prune.sparsegpt import Hessian, sparsegpt_prune
+from unicomp.compress.hessian import Hessian
+from unicomp.compress.prune.sparsegpt import sparsegpt_prune
 from unicomp.compress.prune.wanda import InputNorms
 from unicomp.compress.registry import make_method
 from unicomp.errors import UnicompError

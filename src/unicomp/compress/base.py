@@ -52,6 +52,19 @@ class Accumulator(ABC):
         """Fold a batch of inputs into the statistics."""
 
 
+@dataclass
+class LayerContext:
+    """One decoder layer as the sequential engine sees it while compressing it."""
+
+    layer: torch.nn.Module
+    index: int
+    prefix: str  # dotted name of the layer in the model, e.g. "model.layers.3"
+    anatomy: Any  # unicomp.models.anatomy.Anatomy
+    hidden: list[torch.Tensor]  # the layer's input hidden states, one tensor per calibration batch
+    kwargs: list[dict[str, Any]]  # what else the layer receives per batch (masks, rotary embeddings)
+    autocast: Callable[[], Any]  # context manager factory for the calibration passes' compute dtype
+
+
 class Method(ABC):
     name: ClassVar[str]
     family: ClassVar[str]
@@ -72,6 +85,14 @@ class Method(ABC):
     @abstractmethod
     def compress_linear(self, name: str, linear: torch.nn.Linear, stats: Accumulator | None) -> dict[str, Any]:
         """Compress one linear in place, given its statistics; return what changed (per-layer stats)."""
+
+    def compress_group(self, ctx: "LayerContext", linears: dict[str, torch.nn.Linear],
+                       stats: dict[str, Accumulator]) -> dict[str, dict[str, Any]]:
+        """Compress linears whose statistics were gathered together (a true-sequential group, or the
+        whole layer). Methods that move scales between modules (SmoothQuant, AWQ) override this to
+        see the layer; the default compresses each linear on its own."""
+        with torch.inference_mode(False), torch.no_grad():
+            return {name: self.compress_linear(name, linear, stats.get(name)) for name, linear in linears.items()}
 
     def summarize(self, per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from unicomp.compress.base import Accumulator, Method, Progress
+from unicomp.compress.base import Accumulator, LayerContext, Method, Progress
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import anatomy_of
 
@@ -144,8 +144,10 @@ def run_sequential(
     hidden = [h.to(work_device) for h in hidden]
     per_layer: dict[str, dict[str, Any]] = {}
     groups = anatomy.linear_groups if method.true_sequential else (anatomy.linears,)
-    autocast = torch.autocast(device_type=work_device.type, dtype=compute_dtype or torch.float32,
+    def autocast():
+        return torch.autocast(device_type=work_device.type, dtype=compute_dtype or torch.float32,
                               enabled=compute_dtype is not None)
+
     for index, layer in enumerate(layers):
         if work_device != model_device:
             layer.to(work_device)
@@ -166,16 +168,18 @@ def run_sequential(
                 handles.append(linear.register_forward_hook(_accumulate_into(acc, work_device)))
             try:
                 if handles:
-                    with autocast:
+                    with autocast():
                         for h, kw in zip(hidden, kwargs):
                             layer(h, **kw)
             finally:
                 for handle in handles:
                     handle.remove()
-            for name, linear in linears.items():
-                with torch.inference_mode(False), torch.no_grad():
-                    per_layer[f"{anatomy.layers}.{index}.{name}"] = method.compress_linear(name, linear, stats.get(name))
-        with autocast:
+            prefix = f"{anatomy.layers}.{index}"
+            ctx = LayerContext(layer=layer, index=index, prefix=prefix, anatomy=anatomy, hidden=hidden, kwargs=kwargs,
+                               autocast=autocast)
+            for name, result in method.compress_group(ctx, linears, stats).items():
+                per_layer[f"{prefix}.{name}"] = result
+        with autocast():
             hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, kwargs)]
         if work_device != model_device:
             layer.to(model_device)

@@ -8,11 +8,27 @@ paths of its decoder layers and the linears inside each layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from unicomp.errors import UnicompError
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """A per-input-channel scale can move between `previous` and `linears` without changing outputs.
+
+    `previous` is a norm or linear whose output feeds exactly `linears` (dividing its output
+    channels by s and multiplying the linears' input columns by s is an identity); `inspect` is
+    the smallest module whose output depends on all of `linears` (AWQ measures its error there).
+    A linear `previous` only qualifies when its output width equals the linears' input width
+    (v_proj -> o_proj is skipped under grouped-query attention).
+    """
+
+    previous: str
+    linears: tuple[str, ...]
+    inspect: str
 
 
 @dataclass(frozen=True)
@@ -26,11 +42,26 @@ class Anatomy:
     linear_groups: tuple[tuple[str, ...], ...]
     # Linears that read the very same input tensor (their input statistics are computed once).
     shared_inputs: tuple[tuple[str, ...], ...] = ()
+    # Where activation outliers can be migrated into weights (SmoothQuant, AWQ), in layer order.
+    smoothing: tuple[Smoothing, ...] = ()
+    # RMSNorm computes x_hat * (offset + weight): 0 for Llama / Qwen, 1 for Gemma.
+    norm_weight_offset: float = 0.0
 
     @property
     def linears(self) -> tuple[str, ...]:
         return tuple(name for group in self.linear_groups for name in group)
 
+
+_ATTN_SMOOTHING = (
+    Smoothing("input_layernorm", ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "self_attn"),
+    Smoothing("self_attn.v_proj", ("self_attn.o_proj",), "self_attn.o_proj"),
+)
+_MLP_SMOOTHING = (Smoothing("mlp.up_proj", ("mlp.down_proj",), "mlp.down_proj"),)
+_LLAMA_SMOOTHING = _ATTN_SMOOTHING + (
+    Smoothing("post_attention_layernorm", ("mlp.gate_proj", "mlp.up_proj"), "mlp"),) + _MLP_SMOOTHING
+# Gemma 2/3 normalise the attention output (post_attention_layernorm) and the MLP input separately.
+_GEMMA2_SMOOTHING = _ATTN_SMOOTHING + (
+    Smoothing("pre_feedforward_layernorm", ("mlp.gate_proj", "mlp.up_proj"), "mlp"),) + _MLP_SMOOTHING
 
 _DECODER = Anatomy(
     layers="model.layers", embed_tokens="model.embed_tokens", final_norm="model.norm", lm_head="lm_head",
@@ -41,11 +72,13 @@ _DECODER = Anatomy(
         ("mlp.down_proj",),
     ),
     shared_inputs=(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj")),
+    smoothing=_LLAMA_SMOOTHING,
 )
-_GEMMA3_MULTIMODAL = Anatomy(
-    layers="model.language_model.layers", embed_tokens="model.language_model.embed_tokens",
-    final_norm="model.language_model.norm", lm_head="lm_head", linear_groups=_DECODER.linear_groups,
-    shared_inputs=_DECODER.shared_inputs,
+_GEMMA = replace(_DECODER, norm_weight_offset=1.0)
+_GEMMA2 = replace(_DECODER, smoothing=_GEMMA2_SMOOTHING, norm_weight_offset=1.0)
+_GEMMA3_MULTIMODAL = replace(
+    _GEMMA2, layers="model.language_model.layers", embed_tokens="model.language_model.embed_tokens",
+    final_norm="model.language_model.norm",
 )
 
 ANATOMIES: dict[str, Anatomy] = {
@@ -53,9 +86,9 @@ ANATOMIES: dict[str, Anatomy] = {
     "MistralForCausalLM": _DECODER,
     "Qwen2ForCausalLM": _DECODER,
     "Qwen3ForCausalLM": _DECODER,
-    "GemmaForCausalLM": _DECODER,
-    "Gemma2ForCausalLM": _DECODER,
-    "Gemma3ForCausalLM": _DECODER,
+    "GemmaForCausalLM": _GEMMA,
+    "Gemma2ForCausalLM": _GEMMA2,
+    "Gemma3ForCausalLM": _GEMMA2,
     "Gemma3ForConditionalGeneration": _GEMMA3_MULTIMODAL,
 }
 

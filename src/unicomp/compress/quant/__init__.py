@@ -1,0 +1,1 @@
+"""Quantization methods (RTN, GPTQ, AWQ, SmoothQuant), their shared grid, and packed kernels."""
