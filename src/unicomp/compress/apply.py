@@ -16,6 +16,7 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
                    compute_dtype: str | None = None) -> CompressionReport:
     """Compress `model` in place. `calibration` is a `CalibrationSet` (required when the method needs data)."""
     anatomy = anatomy_of(model)
+    method.check_model(model, anatomy)
     if method.needs_calibration and calibration is None:
         raise UnicompError(f"{method.name} needs calibration data", "pass --calibration c4 (or another calibration source)")
     dev = torch.device(device) if device else next(model.parameters()).device

@@ -79,6 +79,9 @@ class Method(ABC):
     def __init__(self, config: MethodConfig) -> None:
         self.config = config
 
+    def check_model(self, model: torch.nn.Module, anatomy: Any) -> None:
+        """Raise a clear error if this method cannot handle `model` (called before any work)."""
+
     def accumulator(self, name: str, linear: torch.nn.Linear) -> Accumulator | None:
         return None
 

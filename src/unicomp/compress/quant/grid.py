@@ -142,6 +142,9 @@ class QuantizedWeight:
     zero: torch.Tensor  # fp32 integer-valued [out, groups]
     scheme: QuantScheme
     g_idx: torch.Tensor | None = None  # int [in]; None means contiguous groups
+    # None: weight-only (activations stay float, "W4A16"); "int8-per-token": activations are
+    # quantized dynamically per token to int8 at run time (SmoothQuant's W8A8).
+    activations: str | None = None
 
     def dequantize(self) -> torch.Tensor:
         return dequantize(self.q, self.scale, self.zero, self.g_idx, self.scheme.group_size)
