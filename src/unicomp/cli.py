@@ -118,6 +118,15 @@ def _print_results(exported: dict) -> None:
     console.print(f"store: {exported['store']}   json: {exported.get('output')}", highlight=False)
 
 
+def _group_size(value: Optional[str]) -> Optional[int]:
+    if value is None or value.lower() in ("channel", "none"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise UnicompError(f"--group-size {value!r} is not a number", "pass e.g. 128, or 'channel' for per-channel scales") from None
+
+
 @app.command("compress")
 @_friendly
 def compress_cmd(
@@ -126,6 +135,11 @@ def compress_cmd(
     out: str = typer.Option(..., "--out", "-o", help="Folder for the compressed checkpoint."),
     sparsity: Optional[float] = typer.Option(None, help="Pruning: fraction of weights removed, in (0, 1)."),
     pattern: Optional[str] = typer.Option(None, help="Pruning: 'unstructured' or N:M (N kept of every M), e.g. 2:4."),
+    bits: Optional[int] = typer.Option(None, help="Quantization: weight bits (2, 3, 4 or 8)."),
+    group_size: Optional[str] = typer.Option(None, help="Quantization: input columns per scale (e.g. 128), or 'channel' for one scale per output row."),
+    symmetric: Optional[bool] = typer.Option(None, "--symmetric/--asymmetric", help="Quantization: symmetric grid, or asymmetric with a zero point."),
+    actorder: Optional[bool] = typer.Option(None, "--actorder/--no-actorder", help="GPTQ: process columns by decreasing Hessian diagonal."),
+    alpha: Optional[float] = typer.Option(None, help="SmoothQuant: migration strength in (0, 1)."),
     calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4)."),
     n_samples: int = typer.Option(128, help="Calibration samples."),
     seq_len: int = typer.Option(512, help="Tokens per calibration sample."),
@@ -141,7 +155,11 @@ def compress_cmd(
     """Compress a model and save it as a transformers folder plus unicomp.json."""
     from unicomp.compress.runner import CompressRequest, run_compression
 
-    options = {k: v for k, v in {"sparsity": sparsity, "pattern": pattern}.items() if v is not None}
+    given = {"sparsity": sparsity, "pattern": pattern, "bits": bits, "group_size": _group_size(group_size),
+             "symmetric": symmetric, "actorder": actorder, "alpha": alpha}
+    options = {k: v for k, v in given.items() if v is not None}
+    if group_size is not None and group_size.lower() in ("channel", "none"):
+        options["group_size"] = None
     req = CompressRequest(model=model, method=method, options=options, out=out, calibration=calibration,
                           n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
                           dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,

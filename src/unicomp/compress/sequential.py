@@ -179,8 +179,9 @@ def run_sequential(
                                autocast=autocast)
             for name, result in method.compress_group(ctx, linears, stats).items():
                 per_layer[f"{prefix}.{name}"] = result
-        with autocast():
-            hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, kwargs)]
+        if index + 1 < len(layers):  # the last layer's outputs feed nothing we compress
+            with autocast():
+                hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, kwargs)]
         if work_device != model_device:
             layer.to(model_device)
         if progress is not None:
