@@ -10,11 +10,12 @@ from unicomp.compress.prune.magnitude import Magnitude
 from unicomp.compress.prune.sparsegpt import SparseGPT
 from unicomp.compress.prune.wanda import Wanda
 from unicomp.compress.quant.awq import AWQ
+from unicomp.compress.quant.gptq import GPTQ
 from unicomp.compress.quant.rtn import RTN
 from unicomp.compress.quant.smoothquant import SmoothQuant
 from unicomp.errors import NotFoundError, UnicompError
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Magnitude, Wanda, SparseGPT, RTN, AWQ, SmoothQuant)}
+METHODS: dict[str, type[Method]] = {m.name: m for m in (Magnitude, Wanda, SparseGPT, RTN, GPTQ, AWQ, SmoothQuant)}
 
 
 def get_method(name: str) -> type[Method]:
