@@ -54,7 +54,7 @@ class VariantConfig(_Strict):
     method: str
     options: dict[str, Any] = Field(default_factory=dict)
     calibration: CalibrationSettings | None = None
-    storage: str = "dense"
+    storage: str = "auto"  # dense for pruned models, compressed-tensors for quantized ones
 
 
 class ExperimentConfig(_Strict):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unicomp.compress.apply import compress_model
-from unicomp.compress.checkpoint import STORAGES, check_output_dir, save_compressed
+from unicomp.compress.checkpoint import check_output_dir, check_storage, save_compressed
 from unicomp.compress.registry import make_method
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import decoder_layers
@@ -24,7 +24,7 @@ class CompressRequest:
     seq_len: int = 512
     seed: int = 0
     batch_size: int = 8
-    storage: str = "dense"
+    storage: str = "auto"
     dtype: str = "float32"
     device: str = "cpu"
     overwrite: bool = False
@@ -47,8 +47,7 @@ def calibration_config(source: str, n_samples: int, seq_len: int, seed: int):
 
 def run_compression(req: CompressRequest, layer_progress=None, on_status: Callable[[str], None] = lambda s: None) -> dict:
     method = make_method(req.method, req.options)
-    if req.storage not in STORAGES:
-        raise UnicompError(f"unknown storage {req.storage!r}", f"use one of {', '.join(STORAGES)}")
+    check_storage(req.storage, method)
     check_output_dir(req.out, req.overwrite)
     cal_config = calibration_config(req.calibration, req.n_samples, req.seq_len, req.seed) if method.needs_calibration else None
 

@@ -3,6 +3,9 @@
 Every source (local folder, hub repo, hub cache snapshot, converted GGUF) ends here, so dtype,
 device, safetensors-only and trust_remote_code rules are applied the same way everywhere.
 Pickle checkpoints (`.bin`, `.pt`) are refused because unpickling runs arbitrary code.
+Folders unicomp wrote in compressed-tensors layouts (sparse-bitmask, pack-/int-quantized) are
+read by unicomp's own loaders (config.json + safetensors only); other compressed-tensors
+schemes (e.g. fp8) go through transformers, which decompresses them.
 """
 
 from __future__ import annotations
@@ -64,9 +67,14 @@ def load_checkpoint(
                   local_files_only=local_files_only)
     try:
         from unicomp.compress import sparse_storage
+        from unicomp.compress.quant import ct_format
 
-        if Path(str(where)).is_dir() and sparse_storage.is_sparse_bitmask(Path(str(where))):
-            model = sparse_storage.load_sparse_bitmask(Path(str(where)), torch_dtype(dtype))
+        folder = Path(str(where))
+        if folder.is_dir() and sparse_storage.is_sparse_bitmask(folder):
+            model = sparse_storage.load_sparse_bitmask(folder, torch_dtype(dtype))
+        elif folder.is_dir() and ct_format.is_quantized_folder(folder):
+            # int weight grids (pack-/int-quantized): linears get QuantizedWeight, then packed kernels
+            model = ct_format.load_quantized(folder, torch_dtype(dtype))
         else:
             model = AutoModelForCausalLM.from_pretrained(
                 str(where), use_safetensors=True, dtype=torch_dtype(dtype), **common

@@ -68,6 +68,7 @@ class Experiment:
         cfg = self.config
         task_names = expand_task_names(cfg.evaluation.tasks)
         specs = [get_task(n) for n in task_names]
+        self._check_variants()
         store = Store(cfg.store)
         try:
             prepared = []
@@ -96,6 +97,17 @@ class Experiment:
             return self._report(store, run_id, keys, distances)
         finally:
             store.close()
+
+    def _check_variants(self) -> None:
+        """Every variant's method, options and storage are valid: fail before hours of work, not after."""
+        from unicomp.compress.checkpoint import check_storage
+        from unicomp.compress.registry import make_method
+
+        for variant in self.config.variants:
+            try:
+                check_storage(variant.storage, make_method(variant.method, variant.options))
+            except UnicompError as exc:
+                raise UnicompError(f"variant {variant.name!r}: {exc.problem}", exc.fix) from None
 
     def _tick(self, what: str, reused: bool) -> None:
         self.units_done += 1
@@ -158,13 +170,14 @@ class Experiment:
 
     def _run_compression(self, base: _Model, variant: VariantConfig, cal, folder: Path):
         from unicomp.compress.apply import compress_model
-        from unicomp.compress.checkpoint import save_compressed
+        from unicomp.compress.checkpoint import check_storage, save_compressed
         from unicomp.compress.registry import make_method
         from unicomp.models.anatomy import decoder_layers
         from unicomp.models.loading import load_model
 
         cfg = self.config
         method = make_method(variant.method, variant.options)
+        check_storage(variant.storage, method)
         fresh = load_model(cfg.model, dtype=cfg.dtype, device=cfg.device)  # methods change weights in place
         calibration = None
         if method.needs_calibration:

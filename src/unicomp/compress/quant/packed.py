@@ -642,3 +642,50 @@ def linear_weight_bytes(model: nn.Module) -> int:
                 seen.add(key)
                 total += storage.nbytes()
     return total
+
+
+# ---------------------------------------------------------------------------- how a loaded model runs
+EXECUTIONS = ("auto", "kernels", "reference")
+
+
+def simulate_activation_quantization(model: nn.Module) -> int:
+    """On fake-quantized linears whose activations are quantized (W8A8), round each token's input to
+    the same per-token int8 grid `W8A8Linear` uses, in float. Returns the number of hooked linears.
+
+    With float weights already on their grid this computes what the integer kernel computes (up to
+    fp32 summation order), so fp32 quality runs need no slow fp32 integer kernels."""
+
+    def hook(module: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        codes, scales = quantize_per_token(x.reshape(-1, x.shape[-1]))
+        return ((codes.to(torch.float32) * scales).reshape(x.shape).to(x.dtype), *args[1:])
+
+    count = 0
+    for module in model.modules():
+        qw = getattr(module, "quantized", None)
+        if isinstance(module, nn.Linear) and qw is not None and qw.activations == PER_TOKEN:
+            module.register_forward_pre_hook(hook)
+            count += 1
+    return count
+
+
+def prepare_execution(model: nn.Module, execution: str = "auto") -> dict[str, Any]:
+    """Make a freshly loaded quantized model run the way `execution` says, in place.
+
+    - "kernels": packed integer modules (`pack_model`), computing in the model's dtype: what a
+      deployment runs, and what efficiency numbers must use.
+    - "reference": the dequantized float weights stay (they are exactly the grid values) and W8A8
+      activations are rounded per token in float: the same numbers the packed kernels give in
+      fp32, without the fp32 int4 kernel's ~10x slowdown. Quality runs of fp32 models use it.
+    - "auto": kernels when the model computes in bf16/fp16 (or on CUDA), reference in fp32.
+    """
+    if execution not in EXECUTIONS:
+        raise UnicompError(f"unknown quantized execution {execution!r}", f"use one of {', '.join(EXECUTIONS)}")
+    param = next(model.parameters())
+    if execution == "auto":
+        execution = "reference" if param.dtype == torch.float32 and param.device.type == "cpu" else "kernels"
+    if execution == "kernels":
+        summary = pack_model(model, compute_dtype=param.dtype)
+        return {"execution": "kernels", **summary}
+    hooked = simulate_activation_quantization(model)
+    return {"execution": "reference", "activation_quantized_linears": hooked, "compute_dtype": dtype_name(param.dtype)}

@@ -45,6 +45,7 @@ def summarize_quant(per_layer: dict[str, dict[str, Any]], scheme: QuantScheme) -
 class QuantMethod(Method):
     family = "quantization"
     Config = QuantConfig
+    quantizes_activations: bool = False  # True for W8A8 (activations rounded per token at run time)
 
     def summarize(self, per_layer):
         return summarize_quant(per_layer, self.config.scheme)

@@ -91,6 +91,7 @@ def quantize_w8(linear: torch.nn.Linear) -> dict[str, Any]:
 class SmoothQuant(QuantMethod):
     name = "smoothquant"
     Config = SmoothQuantConfig
+    quantizes_activations = True
     summary_line = "migrate activation outliers into weights (per-channel scales), then int8 weights for W8A8"
 
     def accumulator(self, name: str, linear: torch.nn.Linear) -> Accumulator:
