@@ -179,3 +179,48 @@ def test_compress_magnitude_end_to_end(tmp_path):
     assert "size on disk" in proc.stdout
     listed = unicomp("ls", "methods")
     assert all(m in listed.stdout for m in ("magnitude", "wanda", "sparsegpt"))
+
+
+@pytest.mark.parametrize("args, needles", [
+    (("--method", "rtn", "--bits", "5"), ("unsupported bit width 5", "2, 3, 4, 8")),
+    (("--method", "gptq", "--storage", "sparse-bitmask"), ("sparse-bitmask", "gptq quantizes")),
+    (("--method", "wanda", "--storage", "pack-quantized"), ("pack-quantized", "does not quantize")),
+    (("--method", "gptq", "--storage", "int-quantized"), ("int-quantized", "weight-only")),
+    (("--method", "smoothquant", "--storage", "pack-quantized"), ("pack-quantized", "activations")),
+    (("--method", "awq", "--calibration", "none"), ("needs calibration data", "--calibration c4")),
+    (("--method", "gptq", "--group-size", "abc"), ("--group-size", "not a number")),
+])
+def test_compress_bad_quantization_options(tmp_path, args, needles):
+    """Refused before the model is even loaded: nothing is written."""
+    proc = unicomp("compress", "--model", "smollm2-135m-instruct", "--out", str(tmp_path / "out"), *args)
+    assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "out").exists()
+
+
+def test_compress_group_size_that_does_not_divide_names_the_layer(tmp_path):
+    proc = unicomp("compress", "--model", "smollm2-135m-instruct", "--method", "rtn", "--bits", "4",
+                   "--group-size", "128", "--out", str(tmp_path / "out"))
+    assert_one_line_error(proc, "group size 128 does not divide the 576 input features",
+                          "model.layers.0.self_attn.q_proj", "e.g. 64")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_compress_gptq_then_evaluate_the_packed_checkpoint(tmp_path):
+    """The issue's command shape on SmolLM2 (small calibration to stay fast): a compressed-tensors
+    folder vLLM can read, 4x smaller linears on disk, and `unicomp eval` loads it back."""
+    out = tmp_path / "gptq"
+    proc = unicomp("compress", "--model", "smollm2-135m-instruct", "--method", "gptq", "--bits", "4",
+                   "--group-size", "64", "--n-samples", "8", "--seq-len", "128", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())["quantization_config"]
+    assert config["quant_method"] == "compressed-tensors" and config["format"] == "pack-quantized"
+    weights = config["config_groups"]["group_0"]["weights"]
+    assert (weights["num_bits"], weights["group_size"], weights["symmetric"]) == (4, 64, True)
+    manifest = json.loads((out / "unicomp.json").read_text())
+    assert manifest["storage"] == "compressed-tensors"
+    assert manifest["sizes"]["stored_bytes"] < 0.45 * manifest["sizes"]["dense_bytes"]
+    scored = unicomp("eval", "--model", str(out), "--tasks", "arc_easy", "--limit", "8",
+                     "--store", str(tmp_path / "s.sqlite"), "--output", str(tmp_path / "r.json"))
+    assert scored.returncode == 0, scored.stderr
+    assert "arc_easy" in scored.stdout

@@ -140,7 +140,7 @@ def compress_cmd(
     symmetric: Optional[bool] = typer.Option(None, "--symmetric/--asymmetric", help="Quantization: symmetric grid, or asymmetric with a zero point."),
     actorder: Optional[bool] = typer.Option(None, "--actorder/--no-actorder", help="GPTQ: process columns by decreasing Hessian diagonal."),
     alpha: Optional[float] = typer.Option(None, help="SmoothQuant: migration strength in (0, 1)."),
-    calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4)."),
+    calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4) | none (data-free methods only)."),
     n_samples: int = typer.Option(128, help="Calibration samples."),
     seq_len: int = typer.Option(512, help="Tokens per calibration sample."),
     seed: int = typer.Option(0, help="Calibration sampling seed."),

@@ -49,6 +49,9 @@ def run_compression(req: CompressRequest, layer_progress=None, on_status: Callab
     method = make_method(req.method, req.options)
     check_storage(req.storage, method)
     check_output_dir(req.out, req.overwrite)
+    if method.needs_calibration and req.calibration in ("", "none"):
+        raise UnicompError(f"{req.method} is data-aware and needs calibration data, but --calibration is {req.calibration!r}",
+                           "pass --calibration c4 (generic web text) or reasoning, or pick a data-free method (magnitude, rtn)")
     cal_config = calibration_config(req.calibration, req.n_samples, req.seq_len, req.seed) if method.needs_calibration else None
 
     from unicomp.models.loading import load_model
