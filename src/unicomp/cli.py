@@ -135,6 +135,7 @@ def compress_cmd(
     out: str = typer.Option(..., "--out", "-o", help="Folder for the compressed checkpoint."),
     sparsity: Optional[float] = typer.Option(None, help="Pruning: fraction of weights removed, in (0, 1)."),
     pattern: Optional[str] = typer.Option(None, help="Pruning: 'unstructured' or N:M (N kept of every M), e.g. 2:4."),
+    include_lm_head: bool = typer.Option(False, "--include-lm-head", help="Pruning: also prune the output head (untied from the embeddings, which stay dense)."),
     bits: Optional[int] = typer.Option(None, help="Quantization: weight bits (2, 3, 4 or 8)."),
     group_size: Optional[str] = typer.Option(None, help="Quantization: input columns per scale (e.g. 128), or 'channel' for one scale per output row."),
     symmetric: Optional[bool] = typer.Option(None, "--symmetric/--asymmetric", help="Quantization: symmetric grid, or asymmetric with a zero point."),
@@ -156,7 +157,7 @@ def compress_cmd(
     from unicomp.compress.runner import CompressRequest, run_compression
 
     given = {"sparsity": sparsity, "pattern": pattern, "bits": bits, "group_size": _group_size(group_size),
-             "symmetric": symmetric, "actorder": actorder, "alpha": alpha}
+             "symmetric": symmetric, "actorder": actorder, "alpha": alpha, "include_lm_head": include_lm_head or None}
     options = {k: v for k, v in given.items() if v is not None}
     if group_size is not None and group_size.lower() in ("channel", "none"):
         options["group_size"] = None

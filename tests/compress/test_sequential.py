@@ -140,3 +140,41 @@ def test_bf16_passes_still_accumulate_fp32_hessians():
     h = captured["h"]
     assert h.dtype == torch.float32
     assert torch.linalg.eigvalsh(h).min() > -1e-4 * h.diagonal().mean()
+
+
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt"])
+def test_lm_head_is_pruned_only_when_asked_and_embeddings_never(method, tmp_path):
+    cal = type("Cal", (), {"samples": samples(8, 16), "record": {}})()
+    model = tiny_llama()  # ties lm_head to the input embeddings
+    embed = model.model.embed_tokens.weight.detach().clone()
+    compress_model(model, make_method(method, {"sparsity": 0.5}), cal)
+    assert torch.equal(model.lm_head.weight, embed) and torch.equal(model.model.embed_tokens.weight, embed)
+
+    model = tiny_llama()
+    report = compress_model(model, make_method(method, {"sparsity": 0.5, "include_lm_head": True}), cal)
+    head = model.lm_head.weight
+    assert report.per_layer["lm_head"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+    assert float((head == 0).float().mean()) == pytest.approx(0.5, abs=0.01)  # (one zero padding row)
+    assert torch.equal(model.model.embed_tokens.weight, embed)  # untied, untouched
+    model.save_pretrained(tmp_path / "m")
+    reloaded = type(model).from_pretrained(tmp_path / "m")
+    assert torch.equal(reloaded.lm_head.weight, head) and torch.equal(reloaded.model.embed_tokens.weight, embed)
+
+
+def test_wanda_lm_head_scores_use_the_final_norm_outputs():
+    """The head's inputs are the final norm of the (pruned) last layer's outputs: its mask equals a
+    brute-force Wanda ranking on the hidden states a plain forward pass of the pruned decoder gives."""
+    data = samples(4, 16)
+    cal = type("Cal", (), {"samples": data, "record": {}})()
+    decoder_only = tiny_llama()
+    compress_model(decoder_only, make_method("wanda", {"sparsity": 0.5}), cal, batch_size=4)
+    with torch.no_grad():
+        out = decoder_only(input_ids=torch.tensor(data), output_hidden_states=True)
+    x = out.hidden_states[-1].reshape(-1, decoder_only.config.hidden_size)  # HF applies the final norm here
+    w = decoder_only.lm_head.weight.detach().clone()
+    keep = (w.abs() * x.pow(2).sum(0).sqrt()).argsort(dim=1, descending=True, stable=True)[:, : w.shape[1] // 2]
+    expected = torch.zeros_like(w).scatter_(1, keep, 1.0) * w
+
+    model = tiny_llama()
+    compress_model(model, make_method("wanda", {"sparsity": 0.5, "include_lm_head": True}), cal, batch_size=4)
+    assert torch.equal(model.lm_head.weight, expected)

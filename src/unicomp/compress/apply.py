@@ -33,6 +33,10 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
                         per_layer[f"{anatomy.layers}.{index}.{name}"] = method.compress_linear(name, layer.get_submodule(name), None)
                     if progress is not None:
                         progress("layers", index + 1, len(layers))
+                if method.compresses_lm_head:
+                    from unicomp.compress.sequential import untie_lm_head
+
+                    per_layer[anatomy.lm_head] = method.compress_linear("lm_head", untie_lm_head(model, anatomy), None)
     extra = {"calibration_compute_dtype": compute_dtype or "model dtype"} if method.needs_calibration else {}
     return CompressionReport(
         method=method.name, config=method.config.model_dump(), per_layer=per_layer, summary=method.summarize(per_layer),

@@ -75,6 +75,7 @@ class Method(ABC):
     # tensor (q/k/v, gate/up) can share one accumulator.
     stats_from_inputs_only: ClassVar[bool] = True
     summary_line: ClassVar[str] = ""
+    compresses_lm_head: bool = False  # also compress the output head (after the last layer)
 
     def __init__(self, config: MethodConfig) -> None:
         self.config = config

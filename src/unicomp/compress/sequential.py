@@ -179,11 +179,46 @@ def run_sequential(
                                autocast=autocast)
             for name, result in method.compress_group(ctx, linears, stats).items():
                 per_layer[f"{prefix}.{name}"] = result
-        if index + 1 < len(layers):  # the last layer's outputs feed nothing we compress
+        if index + 1 < len(layers) or method.compresses_lm_head:  # else the outputs feed nothing we compress
             with autocast():
                 hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, kwargs)]
         if work_device != model_device:
             layer.to(model_device)
         if progress is not None:
             progress("layers", index + 1, len(layers))
+    if method.compresses_lm_head:
+        per_layer[anatomy.lm_head] = _compress_lm_head(model, anatomy, method, hidden, work_device, autocast)
     return per_layer
+
+
+def untie_lm_head(model: torch.nn.Module, anatomy) -> torch.nn.Linear:
+    """The output head as its own matrix: compressing a head tied to the input embeddings would
+    silently compress the embeddings too."""
+    head = model.get_submodule(anatomy.lm_head)
+    embed = model.get_submodule(anatomy.embed_tokens)
+    if head.weight is embed.weight or head.weight.data_ptr() == embed.weight.data_ptr():
+        head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+        model.config.tie_word_embeddings = False
+        text_config = getattr(model.config, "text_config", None)
+        if text_config is not None and hasattr(text_config, "tie_word_embeddings"):
+            text_config.tie_word_embeddings = False
+    return head
+
+
+def _compress_lm_head(model, anatomy, method: Method, hidden: list[torch.Tensor], device: torch.device, autocast):
+    """Statistics of the head's inputs (the final norm of the last layer's outputs), then compress it."""
+    head = untie_lm_head(model, anatomy)
+    norm = model.get_submodule(anatomy.final_norm)
+    model_device = head.weight.device
+    head.to(device), norm.to(device)
+    acc = method.accumulator("lm_head", head)
+    if acc is not None:
+        with autocast():
+            for h in hidden:
+                x = norm(h)
+                with torch.autocast(device_type=device.type, enabled=False):
+                    acc.add(x.reshape(-1, x.shape[-1]).float())
+    with torch.inference_mode(False), torch.no_grad():
+        result = method.compress_linear("lm_head", head, acc)
+    head.to(model_device), norm.to(model_device)
+    return result

@@ -14,6 +14,9 @@ from unicomp.compress.prune.masks import Pattern, check_sparsity, parse_pattern
 class PruneConfig(MethodConfig):
     sparsity: float = 0.5
     pattern: str = "unstructured"  # or N:M, e.g. "2:4" (N kept of every M)
+    # The output head is left dense unless asked: it is one matrix the size of the vocabulary,
+    # and with tied embeddings pruning it would prune the input embeddings too (they get untied).
+    include_lm_head: bool = False
 
     @field_validator("sparsity")
     @classmethod
@@ -47,6 +50,10 @@ class PruningMethod(Method):
 
     family = "pruning"
     Config = PruneConfig
+
+    @property
+    def compresses_lm_head(self) -> bool:
+        return self.config.include_lm_head
 
     def summarize(self, per_layer: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return summarize_sparsity(per_layer)
