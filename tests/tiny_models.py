@@ -51,3 +51,14 @@ def tiny_qwen2(seed: int = 0, dtype: torch.dtype = torch.float32) -> Qwen2ForCau
     torch.manual_seed(seed)
     cfg = Qwen2Config(**_common(len(tiny_tokenizer())), tie_word_embeddings=False)
     return Qwen2ForCausalLM(cfg).to(dtype).eval()
+
+
+def random_ids(n: int, length: int, seed: int = 0) -> list[list[int]]:
+    """n token-id sequences for the tiny tokenizer (calibration samples, test inputs)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(2, len(tiny_tokenizer()), (n, length), generator=g).tolist()
+
+
+def logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=ids).logits

@@ -9,7 +9,7 @@ import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-from tiny_models import tiny_llama, tiny_qwen2, tiny_tokenizer
+from tiny_models import logits, random_ids, tiny_llama, tiny_qwen2, tiny_tokenizer
 from unicomp.compress.apply import compress_model
 from unicomp.compress.base import LayerContext
 from unicomp.compress.quant.awq import AWQ, AWQConfig, GroupOutputError, clip_ratios, fake_quantize, sample_sequences
@@ -18,25 +18,6 @@ from unicomp.compress.quant.rtn import RTN, QuantConfig
 from unicomp.compress.sequential import capture_layer_inputs
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import Anatomy, Smoothing, anatomy_of
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, busy CPU threads cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def samples(n: int, length: int, seed: int = 0) -> list[list[int]]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(2, len(tiny_tokenizer()), (n, length), generator=g).tolist()
-
-
-def logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=ids).logits
 
 
 def rel_error(y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -141,7 +122,7 @@ def tiny_gemma3() -> Gemma3ForCausalLM:
 def test_sampled_sequences_replay_exactly_as_rows_of_their_batch():
     """Sliding-window Gemma 3 has a per-row mask: subsampled rows must get their rows of it."""
     model = tiny_gemma3()
-    batches = [torch.tensor(samples(3, 10, seed=4)), torch.tensor(samples(3, 10, seed=5))]
+    batches = [torch.tensor(random_ids(3, 10, seed=4)), torch.tensor(random_ids(3, 10, seed=5))]
     hidden, kwargs = capture_layer_inputs(model, batches)
     picked = sample_sequences(hidden, kwargs[0], max_tokens=25)
     assert sum(h.shape[0] * h.shape[1] for h, _ in picked) == 20  # 2 of 6 sequences: ends of the evenly spaced range
@@ -167,7 +148,7 @@ def test_defaults_are_w4_asymmetric_groups_of_128():
 
 
 def test_group_size_must_divide_every_linear_before_any_work():
-    cal = type("Cal", (), {"samples": samples(2, 8), "record": {}})()
+    cal = type("Cal", (), {"samples": random_ids(2, 8), "record": {}})()
     with pytest.raises(UnicompError, match="does not divide"):
         compress_model(tiny_llama(), AWQ(AWQConfig(group_size=48)), cal)
 
@@ -192,8 +173,8 @@ def with_outlier_channels(model: torch.nn.Module) -> torch.nn.Module:
 @pytest.mark.parametrize("make", [tiny_llama, tiny_qwen2])
 def test_compress_model_quantizes_every_linear_and_beats_rtn(make):
     original, awq, rtn = (with_outlier_channels(make()) for _ in range(3))
-    cal = type("Cal", (), {"samples": samples(4, 16), "record": {"n": 4}})()
-    ids = torch.tensor(samples(2, 12, seed=7))
+    cal = type("Cal", (), {"samples": random_ids(4, 16), "record": {"n": 4}})()
+    ids = torch.tensor(random_ids(2, 12, seed=7))
     report = compress_model(awq, AWQ(AWQConfig(group_size=32, grid=10)), cal, batch_size=4)
     compress_model(rtn, RTN(QuantConfig(group_size=32, symmetric=False)), cal)
     anatomy = anatomy_of(awq)
@@ -214,12 +195,12 @@ def test_compress_model_quantizes_every_linear_and_beats_rtn(make):
 def test_gemma3_scales_fold_through_one_plus_weight_norms():
     """Gemma 3: (1 + w) norms and pre_feedforward_layernorm feeding the MLP; every linear ends on its grid."""
     model, original = tiny_gemma3(), tiny_gemma3()
-    cal = type("Cal", (), {"samples": samples(4, 16), "record": {}})()
+    cal = type("Cal", (), {"samples": random_ids(4, 16), "record": {}})()
     report = compress_model(model, AWQ(AWQConfig(group_size=32, grid=5)), cal)
     layer = model.model.layers[0]
     assert report.per_layer["model.layers.0.mlp.up_proj"]["awq_alpha"] is not None
     for name in anatomy_of(model).linears:
         linear = layer.get_submodule(name)
         assert on_grid(linear.weight, linear.quantized.scale, linear.quantized.zero, linear.quantized.scheme)
-    ids = torch.tensor(samples(2, 12, seed=7))
+    ids = torch.tensor(random_ids(2, 12, seed=7))
     assert rel_error(logits(model, ids), logits(original, ids)) < 0.5

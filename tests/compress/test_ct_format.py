@@ -20,15 +20,6 @@ from unicomp.errors import UnicompError
 from unicomp.models import load_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, busy CPU threads cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def bf16_llama():
     """tiny_llama in bf16 as from_pretrained would give it: `.to(bf16)` also rounds the fp32 rotary buffers."""
     model = tiny_llama(dtype=torch.bfloat16)

@@ -22,14 +22,6 @@ class _Calibration:
         self.record = {"source": "random ids (test)"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _saved(tmp_path, method: str, options: dict):
     model = tiny_llama()
     report = compress_model(model, make_method(method, options), _Calibration())

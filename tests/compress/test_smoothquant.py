@@ -9,7 +9,7 @@ import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-from tiny_models import tiny_llama, tiny_qwen2, tiny_tokenizer
+from tiny_models import logits, random_ids, tiny_llama, tiny_qwen2, tiny_tokenizer
 from unicomp.compress.apply import compress_model
 from unicomp.compress.base import LayerContext
 from unicomp.compress.quant.grid import QuantScheme, group_params, on_grid, quantize_columns
@@ -17,15 +17,6 @@ from unicomp.compress.quant.smoothing import can_smooth, fold_scale, smoothable
 from unicomp.compress.quant.smoothquant import SmoothQuant, SmoothQuantConfig
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import Anatomy, Smoothing, anatomy_of
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a shared, busy CPU threads cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_gemma3(seed: int = 0) -> Gemma3ForCausalLM:
@@ -55,22 +46,12 @@ def randomize_norms(model: torch.nn.Module, seed: int = 1) -> None:
                 p.copy_(p + 0.3 * torch.randn(p.shape, generator=g))
 
 
-def samples(n: int, length: int, seed: int = 0) -> list[list[int]]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(2, len(tiny_tokenizer()), (n, length), generator=g).tolist()
-
-
-def logits(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(input_ids=ids).logits
-
-
 @pytest.mark.parametrize("make", [tiny_llama, tiny_llama_mha, tiny_gemma3])
 def test_folding_arbitrary_scales_keeps_fp32_logits(make):
     """SmoothQuant keeps the fp32 output of a smoothed layer (before quantization) identical to the original."""
     model = make()
     randomize_norms(model)
-    ids = torch.tensor(samples(2, 12, seed=3))
+    ids = torch.tensor(random_ids(2, 12, seed=3))
     before = logits(model, ids)
     anatomy = anatomy_of(model)
     g = torch.Generator().manual_seed(0)
@@ -189,8 +170,8 @@ def test_compress_model_smooths_norms_and_quantizes_every_linear_to_int8(make):
     model, original = make(), make()
     randomize_norms(model)
     randomize_norms(original)
-    ids = torch.tensor(samples(2, 12, seed=7))
-    cal = type("Cal", (), {"samples": samples(6, 16), "record": {"n": 6}})()
+    ids = torch.tensor(random_ids(2, 12, seed=7))
+    cal = type("Cal", (), {"samples": random_ids(6, 16), "record": {"n": 6}})()
     report = compress_model(model, SmoothQuant(SmoothQuantConfig()), cal, batch_size=4)
     anatomy = anatomy_of(model)
     for index, layer in enumerate(model.get_submodule(anatomy.layers)):
