@@ -5,7 +5,8 @@
    can differ per layer, e.g. Gemma 3's sliding vs global layers). Done in one cheap forward
    pass with every decoder layer replaced by a recorder that passes hidden states through.
 2. For each layer: hook its target linears to accumulate input statistics in fp32, run the
-   layer on the batches, let the method compress each linear, then re-run the (compressed)
+   layer on the batches (each statistics pass stops as soon as the last hooked linear has its
+   input), let the method compress each linear, then re-run the (compressed)
    layer to produce the next layer's inputs, so errors of earlier layers are seen by later
    ones. With `true_sequential`, linears are handled in groups (q/k/v, o, gate/up, down) and the
    statistics of each group come from inputs that already went through the compressed
@@ -94,14 +95,26 @@ def _move(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _accumulate_into(acc: Accumulator, device: torch.device):
-    """Forward hook feeding a linear's inputs to `acc`, always outside autocast: statistics
-    (X^T X above all) must be computed in fp32 even when the passes run in bf16."""
+class _StatisticsDone(Exception):
+    """Raised once every hooked linear has seen its input: the rest of the layer is not needed."""
 
-    def hook(module, inputs, output) -> None:
+
+def _accumulate_into(acc: Accumulator, device: torch.device, name: str, pending: set[str], hooked: set[str]):
+    """Forward pre-hook feeding a linear's inputs to `acc`, always outside autocast: statistics
+    (X^T X above all) must be computed in fp32 even when the passes run in bf16.
+
+    When the last hooked linear of the pass has its input, the pass stops (`_StatisticsDone`):
+    a statistics pass never needs the layer's output, so the work after the last hooked linear
+    (for true-sequential q/k/v: the whole layer after the input norm) is skipped."""
+
+    def hook(module, inputs) -> None:
         x = inputs[0]
         with torch.autocast(device_type=device.type, enabled=False):
             acc.add(x.reshape(-1, x.shape[-1]))
+        pending.discard(name)
+        if not pending:
+            pending.update(hooked)  # ready for the next batch
+            raise _StatisticsDone
 
     return hook
 
@@ -155,22 +168,29 @@ def run_sequential(
         for group in groups:
             linears = {name: layer.get_submodule(name) for name in group}
             stats: dict[str, Accumulator] = {}
-            handles = []
+            hooked: dict[str, Accumulator] = {}
             for name, linear in linears.items():
                 shared = next((stats[o] for o in _sharing(anatomy, name) if o in stats), None)
                 if shared is not None and method.stats_from_inputs_only:
                     stats[name] = shared  # same input tensor: accumulate once
                     continue
                 acc = method.accumulator(name, linear)
-                if acc is None:
-                    continue
-                stats[name] = acc
-                handles.append(linear.register_forward_hook(_accumulate_into(acc, work_device)))
+                if acc is not None:
+                    stats[name] = hooked[name] = acc
+            pending = set(hooked)
+            handles = [linears[name].register_forward_pre_hook(_accumulate_into(acc, work_device, name, pending, set(hooked)))
+                       for name, acc in hooked.items()]
             try:
                 if handles:
                     with autocast():
                         for h, kw in zip(hidden, kwargs):
-                            layer(h, **kw)
+                            try:
+                                layer(h, **kw)
+                            except _StatisticsDone:
+                                pass
+                            if pending != set(hooked):
+                                raise UnicompError(f"{anatomy.layers}.{index}: linears {sorted(pending)} never ran",
+                                                   "the anatomy lists linears this layer does not call")
             finally:
                 for handle in handles:
                     handle.remove()
