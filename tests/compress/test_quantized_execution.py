@@ -92,3 +92,12 @@ def test_w8a8_kernel_module_is_used_for_smoothquant(tmp_path):
     _, folder = _saved(tmp_path, "smoothquant", {"alpha": 0.8})
     kernels = ct_format.load_quantized(folder, torch.float32, execution="kernels")
     assert sum(isinstance(m, W8A8Linear) for m in kernels.modules()) == 14
+
+
+def test_the_model_record_says_how_a_quantized_checkpoint_runs(tmp_path):
+    from unicomp.models import load_model
+
+    _, folder = _saved(tmp_path, "rtn", {"bits": 4, "group_size": 32})
+    record = load_model(str(folder)).record()
+    assert record["quantized_execution"]["execution"] == "reference"
+    assert record["num_parameters"] > 0

@@ -57,6 +57,8 @@ class LoadedModel:
             "device": self.device, "tried": list(self.tried), "notes": list(self.notes),
             "architecture": type(self.model).__name__, "num_parameters": int(params),
             "transformers_version": transformers.__version__, "torch_version": torch.__version__,
+            # quantized checkpoints: packed integer kernels or the exact float reference
+            "quantized_execution": getattr(self.model, "unicomp_execution", None),
         }
 
 
