@@ -43,6 +43,7 @@ codes would silently change the grid, so only device moves apply to them.
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,7 @@ def _unpack_nibbles(packed: torch.Tensor, in_features: int) -> torch.Tensor:
 # Modules
 
 
-class PackedLinear(nn.Module):
+class PackedLinear(nn.Module, ABC):
     """Shape, bias and dtype handling shared by the packed linears; subclasses do the 2-D matmul.
 
     Everything is a buffer (nothing trains), and buffers keep their dtype when the model is cast.
@@ -305,12 +306,13 @@ class PackedLinear(nn.Module):
                                "use pack_linear / pack_model, which fall back to DequantLinear")
         return cls(qw, bias, compute_dtype)
 
+    @abstractmethod
     def to_quantized_weight(self) -> QuantizedWeight:
-        raise NotImplementedError
+        """The exact codes, scales, zeros and g_idx this module computes with (for export)."""
 
+    @abstractmethod
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         """x [M, in_features] (any float dtype) -> [M, out_features] (any float dtype)."""
-        raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[..., in_features] in any float dtype -> [..., out_features] in the same dtype."""
