@@ -249,7 +249,8 @@ def test_pack_model_tiny_llama(rtn_llama, dtype, atol):
     bf16_bytes = linear_weight_bytes(copy.deepcopy(fake).to(torch.bfloat16))
     model = copy.deepcopy(fake)
     summary = pack_model(model, dtype)
-    assert summary == {"packed": 14, "modules": {"Int4PackedLinear": 14}, "compute_dtype": dtype, "fallbacks": {}}
+    assert summary == {"packed": 14, "modules": {"Int4PackedLinear": 14}, "compute_dtype": dtype, "fallbacks": {},
+                       "shared_activation_codes": 0}  # weight-only: nothing to share
     assert not any(isinstance(m, nn.Linear) for m in model.model.layers.modules())
     with torch.no_grad():
         logits = [model(ids).logits, model(ids.flip(1)).logits]  # two inputs: no stale outputs
@@ -282,6 +283,38 @@ def test_pack_model_mixed_kinds_and_errors():
         pack_model(model)
     with pytest.raises(UnicompError, match="unknown packed compute dtype"):
         pack_model(tiny_models.tiny_llama(), "int3")  # refused before looking for quantized linears
+
+
+def test_w8a8_siblings_quantize_their_shared_input_once_and_never_reuse_stale_codes():
+    """q/k/v and gate/up share one set of int8 activation codes: same logits as quantizing per linear."""
+    model = tiny_models.tiny_llama(seed=2)
+    compress_model(model, make_method("rtn", {"bits": 8, "group_size": None}))
+    for module in model.modules():
+        if getattr(module, "quantized", None) is not None:
+            module.quantized.activations = "int8-per-token"
+    summary = pack_model(model, "bfloat16")
+    layers = len(model.model.layers)
+    assert summary["shared_activation_codes"] == 2 * layers  # one for q/k/v, one for gate/up, per layer
+    attn = model.model.layers[0].self_attn
+    assert attn.q_proj.shared_codes is attn.v_proj.shared_codes is not None
+    assert attn.o_proj.shared_codes is None
+    unshared = copy.deepcopy(model)
+    for module in unshared.modules():
+        if isinstance(module, W8A8Linear):
+            module.shared_codes = None
+    g = torch.Generator().manual_seed(4)
+    inputs = [torch.randint(2, 300, (2, 12), generator=g) for _ in range(3)]
+    with torch.no_grad():
+        for ids in inputs:  # fresh inputs one after another: a stale entry would show up here
+            assert torch.equal(model(ids).logits, unshared(ids).logits)
+    # the cache holds nothing between calls, and a tensor modified in place is re-quantized
+    shared = attn.q_proj.shared_codes
+    assert shared._source is None
+    x = torch.randn(3, 64)
+    codes = [shared.codes(x)[0] for _ in range(3)]  # one call of the group: q, k, v
+    assert codes[0] is codes[2] and shared._source is None
+    x.mul_(-1)  # same storage, new content: the next call must not see the old codes
+    assert torch.equal(shared.codes(x)[0], -codes[0])
 
 
 # (f) round trip -----------------------------------------------------------------------------------------
