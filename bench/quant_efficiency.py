@@ -77,13 +77,32 @@ def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-def base_model(args: argparse.Namespace) -> tuple[torch.nn.Module, str]:
+def base_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Any, str]:
+    """(model, tokenizer or None for the random model, name)."""
     if args.synthetic_hidden:
         name = f"synthetic-llama-h{args.synthetic_hidden}-l{args.synthetic_layers}-v{args.synthetic_vocab}"
-        return synthetic_llama(args.synthetic_hidden, args.synthetic_layers, args.synthetic_vocab), name
+        return synthetic_llama(args.synthetic_hidden, args.synthetic_layers, args.synthetic_vocab), None, name
     from unicomp.models.loading import load_model
 
-    return load_model(args.model, dtype="float32").model, args.model
+    loaded = load_model(args.model, dtype="float32")
+    return loaded.model, loaded.tokenizer, args.model
+
+
+def token_inputs(args: argparse.Namespace, vocab: int, tokenizer: Any) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Decode prompt and prefill ids: C4 text for a real model, so top-1 agreement means something
+    (on random ids the next-token distribution is nearly flat and any rounding flips the argmax);
+    random ids for the random model."""
+    if tokenizer is None:
+        g = torch.Generator().manual_seed(0)
+        return (torch.randint(0, vocab, (1, args.prompt_tokens), generator=g),
+                torch.randint(0, vocab, (1, args.prefill_tokens), generator=g), "random ids")
+    from unicomp.data.calibration import build_calibration
+
+    cal = build_calibration({"source": "c4", "n_samples": 2, "seed": 1,
+                             "seq_len": max(args.prompt_tokens, args.prefill_tokens)}, tokenizer)
+    prompt, long = cal.samples
+    return (torch.tensor([prompt[:args.prompt_tokens]]), torch.tensor([long[:args.prefill_tokens]]),
+            f"C4 windows (seed 1, sha256 {cal.record['sha256'][:12]})")
 
 
 def quantized(base: torch.nn.Module, options: dict[str, Any], ids: torch.Tensor,
@@ -202,11 +221,8 @@ def main() -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    base, name = base_model(args)
-    vocab = base.config.vocab_size
-    g = torch.Generator().manual_seed(0)
-    prompt = torch.randint(0, vocab, (1, args.prompt_tokens), generator=g)
-    long_ids = torch.randint(0, vocab, (1, args.prefill_tokens), generator=g)
+    base, tokenizer, name = base_model(args)
+    prompt, long_ids, inputs = token_inputs(args, base.config.vocab_size, tokenizer)
     bf16_bytes = linear_weight_bytes(base) // 2  # fp32 -> bf16 halves every linear
 
     rows: list[dict[str, Any]] = []
@@ -225,13 +241,13 @@ def main() -> None:
         row.pop("_logits")
         row["ratio_to_bf16"] = row["linear_weight_bytes"] / bf16_bytes
 
-    setup = {"model": name, "threads": args.threads, "group_size_w4": args.group_size,
+    setup = {"model": name, "inputs": inputs, "threads": args.threads, "group_size_w4": args.group_size,
              "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "prefill_tokens": args.prefill_tokens,
              "repeats": args.repeats, "cpu_bf16": cpu_supports_bf16(),
              "packed_compute_dtype": str(default_compute_dtype("cpu")).removeprefix("torch."),
              "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
     print()
-    print(f"model {name}, {args.threads} threads, packed compute {setup['packed_compute_dtype']}")
+    print(f"model {name}, {args.threads} threads, packed compute {setup['packed_compute_dtype']}, inputs {inputs}")
     print(markdown(rows, bf16_bytes))
     if args.out:
         with open(args.out, "w") as fh:

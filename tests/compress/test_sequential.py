@@ -178,3 +178,41 @@ def test_wanda_lm_head_scores_use_the_final_norm_outputs():
     model = tiny_llama()
     compress_model(model, make_method("wanda", {"sparsity": 0.5, "include_lm_head": True}), cal, batch_size=4)
     assert torch.equal(model.lm_head.weight, expected)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma3"])
+@pytest.mark.parametrize("compute_dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_true_sequential_replay_of_finished_blocks_changes_nothing_but_the_work(arch, compute_dtype):
+    """GPTQ with attention / MLP replayed from cached o_proj / down_proj inputs gives bit-identical
+    weights to recomputing every pass, while q_proj runs once per batch instead of four times."""
+    from unicomp.compress.quant.gptq import GPTQ, GPTQConfig
+
+    cal = samples(6, 24)
+    results, q_calls = {}, {}
+    for budget in (0, None):  # 0: replay off; None: default budget
+        model = MAKERS[arch](seed=3)
+        calls = []
+        model.model.layers[0].self_attn.q_proj.register_forward_hook(lambda *a: calls.append(1))
+        run_sequential(model, cal, GPTQ(GPTQConfig(group_size=16)), batch_size=4, compute_dtype=compute_dtype,
+                       block_cache_bytes=budget)
+        results[budget] = {n: m.weight.detach().clone() for n, m in model.named_modules()
+                           if isinstance(m, torch.nn.Linear)}
+        q_calls[budget] = len(calls)
+    assert results[0].keys() == results[None].keys()
+    for name in results[0]:
+        assert torch.equal(results[0][name], results[None][name]), name
+    batches = 2  # 6 samples, batch size 4
+    assert q_calls == {0: 4 * batches, None: 1 * batches}  # o, gate/up, down passes + propagation vs o pass only
+
+
+def test_block_replay_respects_its_memory_budget_and_methods_that_edit_other_modules():
+    from unicomp.compress.quant.gptq import GPTQ, GPTQConfig
+
+    cal = samples(6, 24)
+    for budget, method, expected in [(1, GPTQ(GPTQConfig(group_size=16)), 8),  # too small: no replay
+                                     (None, make_method("wanda", {"sparsity": 0.5}), 4)]:  # not true-sequential
+        model = tiny_llama(seed=3)
+        calls = []
+        model.model.layers[0].self_attn.q_proj.register_forward_hook(lambda *a: calls.append(1))
+        run_sequential(model, cal, method, batch_size=4, block_cache_bytes=budget)
+        assert len(calls) == expected, (budget, method.name)

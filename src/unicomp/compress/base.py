@@ -71,6 +71,9 @@ class Method(ABC):
     Config: ClassVar[type[MethodConfig]]
     needs_calibration: ClassVar[bool] = True
     true_sequential: ClassVar[bool] = False
+    # Compressing a group changes only that group's linears (no scales folded into other modules):
+    # lets true-sequential passes replay finished blocks from cached inputs (block_replay).
+    group_edits_stay_in_group: ClassVar[bool] = False
     # Statistics depend only on the linear's inputs (not its weights): linears that read the same
     # tensor (q/k/v, gate/up) can share one accumulator.
     stats_from_inputs_only: ClassVar[bool] = True

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from unicomp.compress.base import Accumulator, LayerContext, Method, Progress
+from unicomp.compress.block_replay import DEFAULT_BUDGET_BYTES, BlockReplay
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import anatomy_of
 
@@ -141,12 +142,15 @@ def run_sequential(
     device: str | torch.device | None = None,
     progress: Progress | None = None,
     compute_dtype: torch.dtype | None = None,
+    block_cache_bytes: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Compress every target linear of every decoder layer in place; per-linear method stats.
 
     `compute_dtype` (e.g. bfloat16) runs the calibration forward passes under autocast: matmuls
     in that dtype, statistics still accumulated in fp32, weights updated in fp32. On CPUs with
     bf16 units this is several times faster; None keeps the reference fp32 passes.
+    `block_cache_bytes`: memory per layer that true-sequential passes may spend on caching
+    finished blocks' inputs (see block_replay; None: DEFAULT_BUDGET_BYTES, 0: never).
     """
     anatomy = anatomy_of(model)
     layers = model.get_submodule(anatomy.layers)
@@ -161,10 +165,18 @@ def run_sequential(
         return torch.autocast(device_type=work_device.type, dtype=compute_dtype or torch.float32,
                               enabled=compute_dtype is not None)
 
+    budget = DEFAULT_BUDGET_BYTES if block_cache_bytes is None else block_cache_bytes
+    replay_blocks = anatomy.blocks if method.true_sequential and method.group_edits_stay_in_group else ()
+
     for index, layer in enumerate(layers):
         if work_device != model_device:
             layer.to(work_device)
         kwargs = [_move(kw, work_device) for kw in layer_kwargs[index]]
+        replay = BlockReplay(layer, replay_blocks, anatomy.linears)
+        cache_dtype = compute_dtype or hidden[0].dtype
+        if BlockReplay.bytes_needed(replay.blocks, layer, hidden, cache_dtype) > budget:
+            replay = BlockReplay(layer, (), anatomy.linears)
+        done: set[str] = set()
         for group in groups:
             linears = {name: layer.get_submodule(name) for name in group}
             stats: dict[str, Accumulator] = {}
@@ -178,12 +190,14 @@ def run_sequential(
                 if acc is not None:
                     stats[name] = hooked[name] = acc
             pending = set(hooked)
-            handles = [linears[name].register_forward_pre_hook(_accumulate_into(acc, work_device, name, pending, set(hooked)))
-                       for name, acc in hooked.items()]
+            handles, captured = replay.capture_hooks(replay.capturable(group, done) if hooked else ())
+            handles += [linears[name].register_forward_pre_hook(_accumulate_into(acc, work_device, name, pending, set(hooked)))
+                        for name, acc in hooked.items()]
             try:
-                if handles:
-                    with autocast():
-                        for h, kw in zip(hidden, kwargs):
+                if hooked:
+                    with autocast(), replay.replaying():
+                        for batch, (h, kw) in enumerate(zip(hidden, kwargs)):
+                            replay.batch = batch
                             try:
                                 layer(h, **kw)
                             except _StatisticsDone:
@@ -194,14 +208,21 @@ def run_sequential(
             finally:
                 for handle in handles:
                     handle.remove()
+            replay.keep(captured, len(hidden))
             prefix = f"{anatomy.layers}.{index}"
             ctx = LayerContext(layer=layer, index=index, prefix=prefix, anatomy=anatomy, hidden=hidden, kwargs=kwargs,
                                autocast=autocast)
             for name, result in method.compress_group(ctx, linears, stats).items():
                 per_layer[f"{prefix}.{name}"] = result
+            done.update(group)
         if index + 1 < len(layers) or method.compresses_lm_head:  # else the outputs feed nothing we compress
-            with autocast():
-                hidden = [_layer_out(layer(h, **kw)) for h, kw in zip(hidden, kwargs)]
+            outputs = []
+            with autocast(), replay.replaying():
+                for batch, (h, kw) in enumerate(zip(hidden, kwargs)):
+                    replay.batch = batch
+                    outputs.append(_layer_out(layer(h, **kw)))
+            hidden = outputs
+        del replay
         if work_device != model_device:
             layer.to(model_device)
         if progress is not None:

@@ -32,6 +32,21 @@ class Smoothing:
 
 
 @dataclass(frozen=True)
+class Block:
+    """A submodule of the decoder layer whose output is `output_linear` applied to that linear's
+    input, with nothing after it (attention -> o_proj, MLP -> down_proj).
+
+    Once every other linear of the block is final, the block's output can be recomputed from the
+    cached input of `output_linear` alone (see unicomp.compress.block_replay).
+    `returns_tuple`: the block returns (output, attention weights), as HF attention modules do.
+    """
+
+    module: str
+    output_linear: str
+    returns_tuple: bool = False
+
+
+@dataclass(frozen=True)
 class Anatomy:
     layers: str  # dotted path of the ModuleList of decoder layers
     embed_tokens: str
@@ -46,6 +61,8 @@ class Anatomy:
     smoothing: tuple[Smoothing, ...] = ()
     # RMSNorm computes x_hat * (offset + weight): 0 for Llama / Qwen, 1 for Gemma.
     norm_weight_offset: float = 0.0
+    # Blocks that end in one linear (lets true-sequential passes skip recomputing finished blocks).
+    blocks: tuple[Block, ...] = ()
 
     @property
     def linears(self) -> tuple[str, ...]:
@@ -73,6 +90,7 @@ _DECODER = Anatomy(
     ),
     shared_inputs=(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("mlp.gate_proj", "mlp.up_proj")),
     smoothing=_LLAMA_SMOOTHING,
+    blocks=(Block("self_attn", "self_attn.o_proj", returns_tuple=True), Block("mlp", "mlp.down_proj")),
 )
 _GEMMA = replace(_DECODER, norm_weight_offset=1.0)
 _GEMMA2 = replace(_DECODER, smoothing=_GEMMA2_SMOOTHING, norm_weight_offset=1.0)

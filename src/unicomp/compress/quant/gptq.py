@@ -186,6 +186,7 @@ class GPTQ(QuantMethod):
     name = "gptq"
     Config = GPTQConfig
     true_sequential = True
+    group_edits_stay_in_group = True  # GPTQ rewrites only the weights of the group it quantizes
     summary_line = "quantize column by column, spreading rounding error via the inverse Hessian (act-order, static groups)"
 
     def accumulator(self, name, linear):
