@@ -10,7 +10,9 @@
    layer to produce the next layer's inputs, so errors of earlier layers are seen by later
    ones. With `true_sequential`, linears are handled in groups (q/k/v, o, gate/up, down) and the
    statistics of each group come from inputs that already went through the compressed
-   earlier groups.
+   earlier groups; a block whose inner linears are final (attention once q/k/v are, the MLP
+   once gate/up are) is replayed as its output linear applied to that linear's cached input
+   instead of being recomputed (block_replay.py).
 Peak memory: one layer plus the calibration activations (the layer may be moved to a
 different device than the rest of the model).
 """
