@@ -102,7 +102,7 @@ def token_inputs(args: argparse.Namespace, vocab: int, tokenizer: Any) -> tuple[
                              "seq_len": max(args.prompt_tokens, args.prefill_tokens)}, tokenizer)
     prompt, long = cal.samples
     return (torch.tensor([prompt[:args.prompt_tokens]]), torch.tensor([long[:args.prefill_tokens]]),
-            f"C4 windows (seed 1, sha256 {cal.record['sha256'][:12]})")
+            f"C4 windows (seed 1, {cal.record['sha256'][:19]})")
 
 
 def quantized(base: torch.nn.Module, options: dict[str, Any], ids: torch.Tensor,
