@@ -74,3 +74,16 @@ def test_existing_output_folder_is_refused(tmp_path):
     assert (tmp_path / "ckpt" / "keep.txt").read_text() == "earlier results"
     save_compressed(model, tiny_tokenizer(), tmp_path / "ckpt", report, base={}, overwrite=True)
     assert not (tmp_path / "ckpt" / "keep.txt").exists() and read_manifest(tmp_path / "ckpt") is not None
+
+
+@pytest.mark.parametrize("method, options", [("magnitude", {"sparsity": 0.5}), ("rtn", {"bits": 4, "group_size": 32})])
+def test_planned_storage_is_what_auto_resolves_to_after_compression(method, options):
+    """A run keys its compression unit on the planned storage, so `auto` must plan what it later picks."""
+    from unicomp.compress.checkpoint import planned_storage, resolve_storage
+
+    model = tiny_llama()
+    compressor = make_method(method, options)
+    planned = planned_storage("auto", compressor)
+    compress_model(model, compressor)
+    assert planned == resolve_storage("auto", model) == ("dense" if method == "magnitude" else "compressed-tensors")
+    assert planned_storage("sparse-bitmask", compressor) == "sparse-bitmask"  # explicit choices are kept

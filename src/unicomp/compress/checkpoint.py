@@ -58,6 +58,14 @@ def check_storage(storage: str, method: Any) -> None:
                            f"use --storage {ct_format.PACK_QUANTIZED} (or auto)")
 
 
+def planned_storage(storage: str, method: Any) -> str:
+    """What `auto` will become for `method`, known before any work: part of a run's unit key, so
+    `auto` and the storage it picks name the same checkpoint (and reuse each other's units)."""
+    if storage != AUTO:
+        return storage
+    return ct_format.AUTO if getattr(method, "family", "") == "quantization" else "dense"
+
+
 def resolve_storage(storage: str, model: torch.nn.Module) -> str:
     if storage != AUTO:
         return storage

@@ -140,11 +140,13 @@ class Experiment:
 
     # ------------------------------------------------------------------ compression units
     def _compress(self, store: Store, run_id: str, base: _Model, variant: VariantConfig) -> _Model:
-        from unicomp.compress.checkpoint import read_manifest
+        from unicomp.compress.checkpoint import planned_storage, read_manifest
+        from unicomp.compress.registry import make_method
 
         cfg = self.config
         cal = cfg.calibration_for(variant)
-        settings = {"method": variant.method, "options": variant.options, "storage": variant.storage,
+        storage = planned_storage(variant.storage, make_method(variant.method, variant.options))
+        settings = {"method": variant.method, "options": variant.options, "storage": storage,
                     "calibration": cal.model_dump(), "batch_size": cfg.compress_batch_size}
         if cfg.calibration_dtype:
             settings["calibration_dtype"] = cfg.calibration_dtype
