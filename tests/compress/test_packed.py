@@ -311,10 +311,13 @@ def test_w8a8_siblings_quantize_their_shared_input_once_and_never_reuse_stale_co
     shared = attn.q_proj.shared_codes
     assert shared._source is None
     x = torch.randn(3, 64)
-    codes = [shared.codes(x)[0] for _ in range(3)]  # one call of the group: q, k, v
+    codes = [shared.codes(x, lead=i == 0)[0] for i in range(3)]  # one call of the group: q, k, v
     assert codes[0] is codes[2] and shared._source is None
     x.mul_(-1)  # same storage, new content: the next call must not see the old codes
-    assert torch.equal(shared.codes(x)[0], -codes[0])
+    assert torch.equal(shared.codes(x, lead=True)[0], -codes[0])
+    x.mul_(-1)  # a call cut short after q: the next call's q still quantizes afresh
+    assert torch.equal(shared.codes(x, lead=True)[0], codes[0])
+    assert attn.q_proj.leads_shared_codes and not attn.k_proj.leads_shared_codes
 
 
 # (f) round trip -----------------------------------------------------------------------------------------

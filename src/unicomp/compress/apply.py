@@ -13,8 +13,11 @@ from unicomp.models.anatomy import anatomy_of
 
 def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, batch_size: int = 8,
                    device: str | None = None, progress: Progress | None = None,
-                   compute_dtype: str | None = None) -> CompressionReport:
-    """Compress `model` in place. `calibration` is a `CalibrationSet` (required when the method needs data)."""
+                   compute_dtype: str | None = None, block_cache_bytes: int | None = None) -> CompressionReport:
+    """Compress `model` in place. `calibration` is a `CalibrationSet` (required when the method needs data).
+
+    `block_cache_bytes`: memory per layer true-sequential methods may spend replaying finished
+    blocks (None: the engine's default budget; 0: never, recompute every pass)."""
     anatomy = anatomy_of(model)
     method.check_model(model, anatomy)
     if method.needs_calibration and calibration is None:
@@ -23,7 +26,8 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
     with PeakMemory(dev) as peak:
         if method.needs_calibration:
             per_layer = run_sequential(model, calibration.samples, method, batch_size=batch_size, device=device,
-                                       progress=progress, compute_dtype=_dtype(compute_dtype))
+                                       progress=progress, compute_dtype=_dtype(compute_dtype),
+                                       block_cache_bytes=block_cache_bytes)
         else:
             per_layer = {}
             layers = model.get_submodule(anatomy.layers)

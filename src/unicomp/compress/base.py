@@ -49,7 +49,7 @@ class Accumulator(ABC):
 
     @abstractmethod
     def add(self, x: torch.Tensor) -> None:  # x: [tokens, in_features]
-        """Fold a batch of inputs into the statistics."""
+        """Fold a batch of inputs into the statistics (never modify `x`: the engine may keep it)."""
 
 
 @dataclass
@@ -72,7 +72,8 @@ class Method(ABC):
     needs_calibration: ClassVar[bool] = True
     true_sequential: ClassVar[bool] = False
     # Compressing a group changes only that group's linears (no scales folded into other modules):
-    # lets true-sequential passes replay finished blocks from cached inputs (block_replay).
+    # lets true-sequential passes replay finished blocks from cached inputs (block_replay). A
+    # subclass whose compress_group edits other modules must set it back to False.
     group_edits_stay_in_group: ClassVar[bool] = False
     # Statistics depend only on the linear's inputs (not its weights): linears that read the same
     # tensor (q/k/v, gate/up) can share one accumulator.

@@ -12,7 +12,8 @@ computes the same ops on the same tensors).
 This is only valid when compressing a group changes nothing but that group's linears (GPTQ,
 RTN, pruning; not AWQ or SmoothQuant, which fold scales into earlier modules), which the method
 declares with `Method.group_edits_stay_in_group`, and it costs memory: one cached activation per
-calibration token per block, so it is skipped (`fits`) when that would exceed a budget.
+calibration token per block, so the engine skips it for a layer whose caches would exceed a
+budget (`run_sequential(block_cache_bytes=...)`, also `compress_model(block_cache_bytes=...)`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class BlockReplay:
     """Per-layer cache of block-output-linear inputs, and the context that replays them.
 
     The engine sets `batch` before running the layer on calibration batch `batch`, so a replayed
-    block returns the cached input of that batch, whatever stopped earlier passes.
+    block returns output_linear(cached input of that batch), whatever stopped earlier passes.
     """
 
     def __init__(self, layer: torch.nn.Module, blocks: Sequence[Any], linears: Sequence[str]) -> None:
@@ -78,17 +79,21 @@ class BlockReplay:
     @contextmanager
     def replaying(self) -> Iterator[None]:
         """Within the context, every cached block computes output_linear(cached input of `batch`)."""
-        patched = []
+        patched: list[tuple[torch.nn.Module, Any]] = []
         try:
             for block in self.blocks:
                 if block.module in self.cached:
                     module = self.layer.get_submodule(block.module)
+                    # an instance-level forward (e.g. an offloading wrapper) is put back afterwards
+                    patched.append((module, module.__dict__.get("forward")))
                     module.forward = self._replay(block, self.cached[block.module])
-                    patched.append(module)
             yield
         finally:
-            for module in patched:
-                del module.forward  # back to the class's forward
+            for module, previous in patched:
+                if previous is None:
+                    del module.forward  # back to the class's forward
+                else:
+                    module.forward = previous
 
     def _replay(self, block: Any, inputs: list[torch.Tensor]) -> Callable[..., Any]:
         linear = self.layer.get_submodule(block.output_linear)
@@ -99,7 +104,7 @@ class BlockReplay:
             if incoming is not None and incoming.shape[:-1] != x.shape[:-1]:
                 raise UnicompError(f"replayed block {block.module} got batch of shape {tuple(incoming.shape)} "
                                    f"but its cached input has {tuple(x.shape)}",
-                                   "this is a bug in the sequential engine; pass block_cache_bytes=0 to bypass it")
+                                   "this is a bug in the sequential engine; pass block_cache_bytes=0 to compress_model to bypass it")
             out = linear(x)
             return (out, None) if block.returns_tuple else out
 

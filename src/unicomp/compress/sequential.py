@@ -14,7 +14,8 @@
    once gate/up are) is replayed as its output linear applied to that linear's cached input
    instead of being recomputed (block_replay.py).
 Peak memory: one layer plus the calibration activations (the layer may be moved to a
-different device than the rest of the model).
+different device than the rest of the model), plus up to `block_cache_bytes` per layer of
+cached block inputs for true-sequential methods.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ def run_sequential(
                 for handle in handles:
                     handle.remove()
             replay.keep(captured, len(hidden))
+            del captured  # kept (or dropped) by replay; nothing else may hold the last layer's inputs
             prefix = f"{anatomy.layers}.{index}"
             ctx = LayerContext(layer=layer, index=index, prefix=prefix, anatomy=anatomy, hidden=hidden, kwargs=kwargs,
                                autocast=autocast)

@@ -240,10 +240,10 @@ def quantize_per_token(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 codes [M, K] and fp32 scales [M, 1] of each row: x ~ codes * scale.
 
     scale = absmax(row) / 127 (fp32 tiny for an all-zero row), codes = round(x / scale), so the grid
-    is symmetric and -128 never occurs (|x / scale| <= 127 up to one fp32 rounding, which rounds
-    back to 127, so no clamp is needed). Few ops on purpose: at decode (one token) this function,
-    not the int8 matmul, dominates a W8A8 linear's time. The absmax is taken in the input dtype
-    (exact) and the division in fp32 (bf16 inputs promote).
+    is symmetric and -128 never occurs (|x / scale| <= 127 (1 + 2^-23) after the two fp32
+    roundings, which rounds to 127, so no clamp is needed). Few ops on purpose: at decode (one
+    token) this function, not the int8 matmul, dominates a W8A8 linear's time. The absmax is taken
+    in the input dtype (exact) and the division in fp32 (bf16 / fp16 inputs promote).
     """
     scale = x.abs().amax(dim=-1, keepdim=True).float().div_(127).clamp_(min=torch.finfo(torch.float32).tiny)
     return torch.div(x, scale).round_().to(torch.int8), scale
@@ -255,9 +255,11 @@ class SharedActivationCodes:
     q/k/v (and gate/up) read the same hidden states (the anatomy's `shared_inputs`), so quantizing
     it once instead of three times saves most of a W8A8 layer's per-token overhead at decode. An
     entry is reused only for a tensor with the cached one's storage, shape, strides and dtype (the
-    cached tensor is held, so its storage cannot be recycled meanwhile), and only by the `size`
-    linears of one group: it is dropped after `size` uses, so it never outlives one call of the
-    group and cannot go stale across forwards.
+    cached tensor is held, so its storage cannot be recycled meanwhile), on the same device, and
+    only by the `size` linears of one group: the group's first linear (q_proj, gate_proj: the one
+    the model calls first) always quantizes afresh, and the entry is dropped after `size` uses.
+    So an entry lives within one call of the group, even when a call was cut short. Not
+    thread-safe: one forward at a time per model.
     """
 
     def __init__(self, size: int) -> None:
@@ -266,10 +268,10 @@ class SharedActivationCodes:
         self._codes: tuple[torch.Tensor, torch.Tensor] | None = None
         self._uses = 0
 
-    def codes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def codes(self, x: torch.Tensor, lead: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         src = self._source
-        if not (src is not None and src.data_ptr() == x.data_ptr() and src.shape == x.shape
-                and src.stride() == x.stride() and src.dtype == x.dtype):
+        if lead or not (src is not None and src.data_ptr() == x.data_ptr() and src.shape == x.shape
+                and src.stride() == x.stride() and src.dtype == x.dtype and src.device == x.device):
             self._source, self._codes, self._uses = x, quantize_per_token(x), 0
         codes = self._codes
         assert codes is not None
@@ -512,6 +514,7 @@ class W8A8Linear(PackedLinear):
         self.register_buffer("weight_scale", qw.scale[:, 0].to(torch.float32, copy=True).contiguous())
         # set by pack_model for linears that read one tensor (see SharedActivationCodes)
         self.shared_codes: SharedActivationCodes | None = None
+        self.leads_shared_codes = False  # the group's first linear always quantizes afresh
 
     @classmethod
     def violation(cls, qw: QuantizedWeight, compute_dtype: torch.dtype, device: torch.device) -> str | None:
@@ -528,7 +531,8 @@ class W8A8Linear(PackedLinear):
         return None
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
-        codes, x_scale = quantize_per_token(x) if self.shared_codes is None else self.shared_codes.codes(x)
+        shared = self.shared_codes
+        codes, x_scale = quantize_per_token(x) if shared is None else shared.codes(x, lead=self.leads_shared_codes)
         acc = _int_mm(codes, self.weight_int8.t())
         return (acc * x_scale).mul_(self.weight_scale)
 
@@ -667,8 +671,8 @@ def share_activation_codes(model: nn.Module) -> int:
             members = [layer.get_submodule(n) for n in names]
             if len(members) > 1 and all(isinstance(m, W8A8Linear) for m in members):
                 shared = SharedActivationCodes(len(members))
-                for m in members:
-                    m.shared_codes = shared
+                for position, m in enumerate(members):
+                    m.shared_codes, m.leads_shared_codes = shared, position == 0
                 groups += 1
     return groups
 
