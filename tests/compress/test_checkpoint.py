@@ -72,8 +72,15 @@ def test_existing_output_folder_is_refused(tmp_path):
     with pytest.raises(UnicompError, match="already exists.*--overwrite"):
         save_compressed(model, tiny_tokenizer(), tmp_path / "ckpt", report, base={})
     assert (tmp_path / "ckpt" / "keep.txt").read_text() == "earlier results"
-    save_compressed(model, tiny_tokenizer(), tmp_path / "ckpt", report, base={}, overwrite=True)
-    assert not (tmp_path / "ckpt" / "keep.txt").exists() and read_manifest(tmp_path / "ckpt") is not None
+    # --overwrite replaces only what unicomp wrote: the user's folder stays as it was
+    with pytest.raises(UnicompError, match="did not write"):
+        save_compressed(model, tiny_tokenizer(), tmp_path / "ckpt", report, base={}, overwrite=True)
+    assert (tmp_path / "ckpt" / "keep.txt").read_text() == "earlier results"
+    save_compressed(model, tiny_tokenizer(), tmp_path / "mine", report, base={})
+    (tmp_path / "mine" / "stale.txt").write_text("from an earlier save")
+    save_compressed(model, tiny_tokenizer(), tmp_path / "mine", report, base={}, overwrite=True)
+    assert not (tmp_path / "mine" / "stale.txt").exists() and read_manifest(tmp_path / "mine") is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "mine"]  # no temporary folder left
 
 
 @pytest.mark.parametrize("method, options", [("magnitude", {"sparsity": 0.5}), ("rtn", {"bits": 4, "group_size": 32})])

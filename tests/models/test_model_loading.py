@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -232,17 +231,3 @@ def test_offline_hub_id_served_from_local_hub_cache(tiny_dirs: dict[str, Path], 
     assert (loaded.source, loaded.revision) == ("cache", sha)
     assert loaded.location == str(repo / "snapshots" / sha)
     assert loaded.fingerprint == load_model(str(tiny_dirs["llama"])).fingerprint
-
-
-def test_stale_scratch_folders_are_removed(tmp_path: Path) -> None:
-    import os
-
-    from unicomp.models.gguf_convert import remove_stale_scratch
-
-    old, fresh, model = (tmp_path / ".a.x.partial", tmp_path / ".extract-b", tmp_path / "m-1")
-    for folder in (old, fresh, model):
-        folder.mkdir()
-    os.utime(old, (time.time() - 86400, time.time() - 86400))
-    os.utime(model, (time.time() - 86400, time.time() - 86400))
-    remove_stale_scratch(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".extract-b", "m-1"]

