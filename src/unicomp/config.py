@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unicomp.errors import UnicompError
+from unicomp.outputs import name_problem
 
 
 class _Strict(BaseModel):
@@ -49,12 +50,22 @@ class CalibrationSettings(_Strict):
     chat_template: bool | None = None
 
 
+def _safe_name(value: str) -> str:
+    """Names become file names inside output_dir: no separators, no '..', bounded length."""
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(f"{value!r} {problem}")
+    return value
+
+
 class VariantConfig(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$")
+    name: str
     method: str
     options: dict[str, Any] = Field(default_factory=dict)
     calibration: CalibrationSettings | None = None
     storage: str = "auto"  # dense for pruned models, compressed-tensors for quantized ones
+
+    _name = field_validator("name")(_safe_name)
 
 
 class ExperimentConfig(_Strict):
@@ -72,6 +83,10 @@ class ExperimentConfig(_Strict):
     # bfloat16: calibration forward passes under autocast (statistics and updates stay fp32)
     calibration_dtype: str | None = None
     variants: list[VariantConfig] = Field(default_factory=list)
+    # a dataset served only after a fallback (a configured source missed, another split) is an error
+    strict_sources: bool = False
+
+    _name = field_validator("name")(_safe_name)
 
     @field_validator("variants")
     @classmethod

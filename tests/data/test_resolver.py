@@ -58,6 +58,7 @@ def test_record_is_json_provenance(mirror_root: Path) -> None:
         "location": str(mirror_root / "allenai/ai2_arc/ARC-Easy/validation.jsonl"),
         "revision": got.revision,
         "tried": [],
+        "fallbacks": [],
         "n_rows": 570,
     }
 

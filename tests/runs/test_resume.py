@@ -86,7 +86,7 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
     con = sqlite3.connect(store)
     assert con.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 2 * 6 * 3 + 2 * 2
     statuses = [r[0] for r in con.execute("SELECT status FROM runs ORDER BY created_at")]
-    assert statuses == ["running", "finished"]  # the killed run never got to say anything else
+    assert statuses == ["interrupted", "finished"]  # the re-run saw the killed run's process gone
 
     fresh = subprocess.run([sys.executable, "-m", "unicomp", "run", str(write_config(tmp_path, "fresh", model_dir))],
                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=900)

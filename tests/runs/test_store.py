@@ -68,3 +68,38 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(UnicompError, match="cannot write the results store"):
         Store(blocker / "sub" / "s.sqlite")
+
+
+# The runs table as releases before the owner / error columns wrote it (git 485e510).
+_RUNS_V1 = """CREATE TABLE runs (run_id TEXT PRIMARY KEY, created_at REAL NOT NULL, finished_at REAL,
+    status TEXT NOT NULL, command TEXT NOT NULL, config_json TEXT NOT NULL, environment_json TEXT NOT NULL)"""
+
+
+def test_a_store_from_before_run_owners_is_migrated_in_place(tmp_path):
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.execute(_RUNS_V1)
+    con.execute("INSERT INTO runs VALUES ('r-old', 1.0, 2.0, 'finished', 'run', '{}', '{}')")
+    con.execute("INSERT INTO runs VALUES ('r-stuck', 1.0, NULL, 'running', 'run', '{}', '{}')")
+    con.commit()
+    con.close()
+    store = Store(path)
+    runs = {r["run_id"]: r for r in store.list_runs()}
+    assert runs["r-old"]["status"] == "finished" and runs["r-old"]["error"] is None
+    assert runs["r-stuck"]["status"] == "running"  # no owner recorded: never guessed dead
+    run = store.start_run("eval", {}, {})
+    store.finish_run(run, "failed", "task arc_easy item 0: nan")
+    assert {r["run_id"]: r["error"] for r in store.list_runs()}[run] == "task arc_easy item 0: nan"
+
+
+def test_a_running_run_whose_process_died_reads_as_interrupted(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.sqlite"
+    code = ("import sys; from unicomp.runs.store import Store; s = Store(sys.argv[1]); "
+            "print(s.start_run('run', {}, {}))")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    store = Store(path)
+    [listed] = store.list_runs()
+    assert listed["run_id"] == run and listed["status"] == "interrupted" and "killed" in listed["error"]

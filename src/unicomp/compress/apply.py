@@ -8,6 +8,7 @@ import torch
 from unicomp.compress.base import CompressionReport, Method, PeakMemory, Progress
 from unicomp.compress.sequential import run_sequential
 from unicomp.errors import UnicompError
+from unicomp.failpoints import failpoint
 from unicomp.models.anatomy import anatomy_of
 
 
@@ -23,6 +24,7 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
     if method.needs_calibration and calibration is None:
         raise UnicompError(f"{method.name} needs calibration data", "pass --calibration c4 (or another calibration source)")
     dev = torch.device(device) if device else next(model.parameters()).device
+    progress = _with_failpoint(progress)
     with PeakMemory(dev) as peak:
         if method.needs_calibration:
             per_layer = run_sequential(model, calibration.samples, method, batch_size=batch_size, device=device,
@@ -35,8 +37,7 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
                 for index, layer in enumerate(layers):
                     for name in anatomy.linears:
                         per_layer[f"{anatomy.layers}.{index}.{name}"] = method.compress_linear(name, layer.get_submodule(name), None)
-                    if progress is not None:
-                        progress("layers", index + 1, len(layers))
+                    progress("layers", index + 1, len(layers))
                 if method.compresses_lm_head:
                     from unicomp.compress.sequential import untie_lm_head
 
@@ -47,6 +48,14 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
         wall_seconds=peak.seconds, peak_memory_bytes=peak.value, peak_memory_kind=peak.kind,
         calibration=None if calibration is None or not method.needs_calibration else calibration.record, extra=extra,
     )
+
+
+def _with_failpoint(progress: Progress | None) -> Progress:
+    def report(stage: str, done: int, total: int) -> None:
+        failpoint("compress.layer")
+        if progress is not None:
+            progress(stage, done, total)
+    return report
 
 
 def _dtype(name: str | None) -> torch.dtype | None:

@@ -3,33 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from unicomp.compress.apply import compress_model
 from unicomp.compress.checkpoint import check_output_dir, check_storage, save_compressed
 from unicomp.compress.registry import make_method
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import decoder_layers
+from unicomp.outputs import clean_leftovers
+from unicomp.requests import CompressRequest
 
-
-@dataclass
-class CompressRequest:
-    model: str
-    method: str
-    out: str
-    options: dict[str, Any] = field(default_factory=dict)
-    calibration: str = "c4"
-    n_samples: int = 128
-    seq_len: int = 512
-    seed: int = 0
-    batch_size: int = 8
-    storage: str = "auto"
-    dtype: str = "float32"
-    device: str = "cpu"
-    overwrite: bool = False
-    data_dir: str | None = None
-    compute_dtype: str | None = None
+__all__ = ["CompressRequest", "run_compression"]
 
 
 def calibration_config(source: str, n_samples: int, seq_len: int, seed: int):
@@ -48,7 +31,8 @@ def calibration_config(source: str, n_samples: int, seq_len: int, seed: int):
 def run_compression(req: CompressRequest, layer_progress=None, on_status: Callable[[str], None] = lambda s: None) -> dict:
     method = make_method(req.method, req.options)
     check_storage(req.storage, method)
-    check_output_dir(req.out, req.overwrite)
+    out = check_output_dir(req.out, req.overwrite)
+    clean_leftovers(out.absolute().parent)  # what a killed earlier save left beside it
     if method.needs_calibration and req.calibration in ("", "none"):
         raise UnicompError(f"{req.method} is data-aware and needs calibration data, but --calibration is {req.calibration!r}",
                            "pass --calibration c4 (generic web text) or reasoning, or pick a data-free method (magnitude, rtn)")

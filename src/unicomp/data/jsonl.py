@@ -15,7 +15,12 @@ _FIX = "repair or re-copy that file, or point UNICOMP_DATA_DIR / data_dir at a g
 
 
 def parse_jsonl(data: bytes, path: Path) -> list[dict]:
-    """Rows of a JSON Lines file (one object per line; blank lines ignored).
+    """Rows of a JSON Lines file (one object per line; blank lines ignored)."""
+    return parse_jsonl_lines(data, path)[0]
+
+
+def parse_jsonl_lines(data: bytes, path: Path) -> tuple[list[dict], list[int]]:
+    """Rows of a JSON Lines file and the line number of each, so later checks can point at a line.
 
     Splits on "\\n" only: str.splitlines would also split on U+2028 and friends, which are
     legal unescaped inside JSON strings.
@@ -26,6 +31,7 @@ def parse_jsonl(data: bytes, path: Path) -> list[dict]:
         line = data[: exc.start].count(b"\n") + 1
         raise UnicompError(f"{path} line {line}: not valid UTF-8 ({exc.reason})", _FIX) from None
     rows: list[dict] = []
+    lines: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -40,4 +46,5 @@ def parse_jsonl(data: bytes, path: Path) -> list[dict]:
                 f"{path} line {number}: expected a JSON object, got {type(row).__name__}", _FIX
             )
         rows.append(row)
-    return rows
+        lines.append(number)
+    return rows, lines

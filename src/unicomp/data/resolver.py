@@ -39,14 +39,23 @@ class ResolvedDataset:
     location: str
     revision: str
     tried: list[str] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)  # why this is not the first configured source's requested split
+    lines: list[int] | None = None  # line of each row in `location` (mirror files)
 
     def record(self) -> dict[str, Any]:
         """JSON-able provenance: every field except the rows, plus their count."""
         # Not dataclasses.asdict: it would deep-copy every row just to drop them.
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rows"}
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "lines")}
         out["tried"] = list(self.tried)
+        out["fallbacks"] = list(self.fallbacks)
         out["n_rows"] = len(self.rows)
         return out
+
+    def where(self, index: int) -> str:
+        """Where row `index` came from, for error messages: the file and line where there is one."""
+        if self.lines is not None and index < len(self.lines):
+            return f"{self.location} line {self.lines[index]}"
+        return f"{self.source} {self.dataset_id} {self.config or 'default'} {self.split} row {index}"
 
 
 def source_order(sources: Sequence[str] | str | None = None) -> tuple[str, ...]:
@@ -82,6 +91,7 @@ def load_rows(
     fallback_splits: Sequence[str] = (),
     sources: Sequence[str] | None = None,
     data_dir: str | Path | None = None,
+    strict: bool = False,
 ) -> ResolvedDataset:
     """Rows of `dataset_id`/`config`/`split` from the first source that has them.
 
@@ -95,13 +105,24 @@ def load_rows(
         check_request(dataset_id, config, name)
     order = source_order(sources)
     tried: list[str] = []
+    missed: list[str] = []  # misses of sources the user set up
     for current in splits:
         for name in order:
             try:
                 served = SOURCES[name](dataset_id, config, current, data_dir=data_dir)
             except SourceMiss as miss:
                 tried.append(f"{name} [{current}]: {miss.reason}")
+                if miss.configured:
+                    missed.append(f"{name} [{current}]: {miss.reason}")
                 continue
+            fallbacks = list(missed)
+            if current != split:
+                fallbacks.append(f"split {current!r} served instead of {split!r}")
+            if strict and fallbacks:
+                raise UnicompError(
+                    f"{dataset_id} {config or 'default'} {split}: served by {served.source} [{current}] only after a "
+                    f"fallback ({'; '.join(fallbacks)})",
+                    "repair the source that missed (e.g. the mirror folder or file), or drop --strict-sources")
             return ResolvedDataset(
                 rows=served.rows,
                 dataset_id=dataset_id,
@@ -112,6 +133,8 @@ def load_rows(
                 location=served.location,
                 revision=served.revision,
                 tried=tried,
+                fallbacks=fallbacks,
+                lines=served.lines,
             )
     what = f"{dataset_id} config {config or 'default'} split {' / '.join(splits)}"
     raise NotFoundError(

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from unicomp.errors import UnicompError
+from unicomp.failpoints import failpoint
 
 
 @dataclass
@@ -48,9 +49,14 @@ def distribution_distance(base: torch.nn.Module, variant: torch.nn.Module, windo
         lp_base = F.log_softmax(base(input_ids=ids.to(_device(base))).logits[0].float(), dim=-1)
         lp_var = F.log_softmax(variant(input_ids=ids.to(_device(variant))).logits[0].float(), dim=-1).to(lp_base.device)
         kl = (lp_base.exp() * (lp_base - lp_var)).sum(dim=-1).clamp_min(0)
+        if not bool(torch.isfinite(kl).all()):
+            raise UnicompError(f"distance to base, window {len(kls)}: KL is {float(kl[~torch.isfinite(kl)][0])}: a model's "
+                               "next-token distribution is NaN or has zero-probability tokens",
+                               "check the variant checkpoint (NaN or overflowing weights), or compute in float32")
         kls.append(kl.cpu())
         per_window.append(float(kl.mean()))
         agree += int((lp_base.argmax(-1) == lp_var.argmax(-1)).sum())
+        failpoint("distance.window")
         if progress is not None:
             progress(1)
     allkl = torch.cat(kls).double()

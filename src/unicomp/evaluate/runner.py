@@ -19,7 +19,10 @@ from unicomp.evaluate.lm import LanguageModel
 from unicomp.evaluate.scoring import bits_per_unit, mean_and_stderr, multiple_choice_metrics, perplexity
 from unicomp.evaluate.tasks.language_modelling import count_bytes, count_words
 from unicomp.evaluate.tasks.reasoning import normalize_number
+from unicomp.evaluate.tasks import validation
 from unicomp.evaluate.tasks.spec import TaskSpec
+from unicomp.failpoints import failpoint
+from unicomp.finite import check_finite_scores
 
 Progress = Callable[[float], None]
 
@@ -75,15 +78,20 @@ def task_settings(spec: TaskSpec, limit: int | None, num_fewshot: int | None, ma
     }
 
 
-def load_task_docs(spec: TaskSpec, limit: int | None, *, data_dir=None, sources=None) -> tuple[list[dict], ResolvedDataset]:
-    """The documents a task scores: resolved rows, task preprocessing, then the first `limit`."""
+def load_task_docs(spec: TaskSpec, limit: int | None, *, data_dir=None, sources=None,
+                   strict_sources: bool = False) -> tuple[list[dict], ResolvedDataset]:
+    """The documents a task scores: resolved rows, checked against the task's fields, task
+    preprocessing, then the first `limit`, each dry-run through the prompt functions."""
+    if limit is not None and limit < 1:
+        raise UnicompError(f"limit must be a positive number of items, got {limit}", "pass --limit 1 or more, or omit it")
     ds = spec.dataset
-    resolved = load_rows(ds.id, ds.config, ds.split, fallback_splits=ds.fallback_splits, sources=sources, data_dir=data_dir)
-    docs = spec.process_docs(resolved.rows) if spec.process_docs else list(resolved.rows)
+    resolved = load_rows(ds.id, ds.config, ds.split, fallback_splits=ds.fallback_splits, sources=sources, data_dir=data_dir,
+                         strict=strict_sources)
+    validation.check_rows(spec, resolved)
+    docs = validation.process(spec, resolved)
     if limit is not None:
-        if limit < 1:
-            raise UnicompError(f"limit must be a positive number of items, got {limit}", "pass --limit 1 or more, or omit it")
         docs = docs[:limit]
+    validation.check_docs(spec, docs, resolved)
     return docs, resolved
 
 
@@ -114,6 +122,8 @@ def evaluate_task(
         "generate_until": _generation,
     }[spec.output_type]
     records, scores, stderr = runner(lm, spec, docs, progress, limit)
+    check_finite_scores(spec.name, records, scores)
+    failpoint("evaluate.scored")
     return TaskResult(spec.name, spec.category, scores, stderr, len(records), records, resolved.record(), settings)
 
 

@@ -10,6 +10,8 @@ schemes (e.g. fp8) go through transformers, which decompresses them.
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,53 @@ def check_model_dir(path: Path) -> None:
     if not path.is_dir():
         raise NotFoundError(f"{path} is not a directory", "pass a model folder or a .gguf file")
     check_weight_files([p.name for p in path.iterdir() if p.is_file()], str(path))
+    check_safetensors_files(path)
+
+
+_CORRUPT_FIX = "re-copy or re-download the checkpoint, or re-create it (e.g. run `unicomp compress` again)"
+
+
+def check_safetensors_files(folder: Path) -> None:
+    """Every weight file is whole: its header parses and its tensors end inside the file. A copy
+    cut short (full disk, killed transfer) is named here, not met as a deserialisation error."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UnicompError(f"{index} is not a valid shard index ({first_line(exc)})", _CORRUPT_FIX) from None
+        missing = sorted(s for s in shards if not (folder / s).is_file())
+        if missing:
+            raise UnicompError(f"{folder} is missing weight file(s) {', '.join(missing[:3])} listed in {index.name}",
+                               _CORRUPT_FIX)
+    for file in sorted(folder.glob("*.safetensors")):
+        problem = _safetensors_problem(file)
+        if problem:
+            raise UnicompError(f"{file} is truncated or corrupt: {problem}", _CORRUPT_FIX)
+
+
+def _safetensors_problem(file: Path) -> str | None:
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            return f"{size} bytes, shorter than the 8-byte header length"
+        header_len = struct.unpack("<Q", head)[0]
+        if 8 + header_len > size:
+            return f"its header needs {header_len} bytes but the file has {size - 8} after the length"
+        try:
+            header = json.loads(fh.read(header_len))
+        except ValueError as exc:
+            return f"its header is not valid JSON ({exc})"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    ends = [v["data_offsets"][1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict) and isinstance(v.get("data_offsets"), list)
+            and len(v["data_offsets"]) == 2]
+    needed = 8 + header_len + max(ends, default=0)
+    if needed > size:
+        return f"its tensors need {needed} bytes but the file has {size}"
+    return None
 
 
 def load_checkpoint(
@@ -81,6 +130,12 @@ def load_checkpoint(
             )
     except (ValueError, KeyError) as exc:
         raise _load_error("model", where, exc, trust_remote_code) from exc
+    except Exception as exc:
+        from safetensors import SafetensorError
+
+        if not isinstance(exc, SafetensorError):
+            raise
+        raise UnicompError(f"cannot read the weights in {where}: {first_line(exc)}", _CORRUPT_FIX) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(where), **common)
     except (ValueError, KeyError, OSError, TypeError) as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from unicomp.errors import NotFoundError, UnicompError
+from unicomp.finite import check_finite_model
 from unicomp.models import gguf_sources, hub
 from unicomp.models.aliases import ALIASES, Alias, close_matches, find_alias, list_aliases
 from unicomp.models.checkpoint import (check_model_dir, check_weight_files, first_line,
@@ -107,6 +108,8 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "cpu",
     resolved, model, tokenizer = _resolve(str(spec), allowed, tried, load)
     timings["resolve"] = time.perf_counter() - start - timings["load"]
     notes = list(resolved.notes)
+    check_finite_model(model, f"model {spec}",
+                       "the checkpoint is corrupt or comes from a diverged run: re-create or re-download it")
     pad_note = ensure_pad_token(tokenizer, model)
     if pad_note:
         notes.append(pad_note)

@@ -10,36 +10,19 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from unicomp.errors import UnicompError
 from unicomp.evaluate.lm import LanguageModel
 from unicomp.evaluate.runner import evaluate_task, load_task_docs, task_settings
 from unicomp.evaluate.tasks import expand_task_names, get_task
 from unicomp.models.loading import load_model
+from unicomp.outputs import check_output_file, write_text
+from unicomp.requests import EvalRequest
 from unicomp.runs.environment import environment
-from unicomp.runs.store import Store, unit_key
+from unicomp.runs.store import Store, ending, unit_key
 
 # progress_factory(description, total) -> context manager yielding an `advance(n)` callable
 ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[float], None]]]
-
-
-@dataclass
-class EvalRequest:
-    model: str
-    tasks: list[str]
-    limit: int | None = None
-    batch_size: int = 16
-    dtype: str = "float32"
-    device: str = "cpu"
-    num_fewshot: int | None = None
-    store: str = "unicomp-results/unicomp.sqlite"
-    output: str | None = None
-    data_dir: str | None = None
-    data_sources: list[str] | None = None
-    trust_remote_code: bool = False
 
 
 def _no_progress(description: str, total: int):
@@ -50,14 +33,13 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
                    on_status: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     task_names = expand_task_names(req.tasks)
     specs = [get_task(n) for n in task_names]
-    out_path = Path(req.output) if req.output else None
-    if out_path is not None:
-        _check_writable(out_path)
+    out_path = check_output_file(req.output, flag="--output") if req.output else None
     store = Store(req.store)
     try:
         prepared = []  # datasets first: cheaper to fail on than the model
         for spec in specs:
-            docs, resolved = load_task_docs(spec, req.limit, data_dir=req.data_dir, sources=req.data_sources)
+            docs, resolved = load_task_docs(spec, req.limit, data_dir=req.data_dir, sources=req.data_sources,
+                                            strict_sources=req.strict_sources)
             prepared.append((spec, docs, resolved))
             split_note = "" if resolved.split == resolved.requested_split else f" (fallback from {resolved.requested_split})"
             on_status(f"{spec.name}: {resolved.dataset_id} {resolved.split}{split_note} from {resolved.source}")
@@ -67,8 +49,7 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
         lm = LanguageModel(loaded.model, loaded.tokenizer, batch_size=req.batch_size)
         env = environment()
         model_record = loaded.record()
-        config = {k: v for k, v in vars(req).items()}
-        run_id = store.start_run("eval", config, env)
+        run_id = store.start_run("eval", req.model_dump(), env)
         try:
             for spec, docs, resolved in prepared:
                 settings = task_settings(spec, req.limit, req.num_fewshot, lm.max_length, lm.add_bos_token)
@@ -83,25 +64,16 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
                                            progress=advance)
                 store.save_unit(run_id, key, kind="evaluate", model=model_record, result=result, environment=env,
                                 wall_seconds=time.perf_counter() - start)
-        except BaseException:
-            store.finish_run(run_id, "interrupted")
+        except BaseException as exc:
+            store.finish_run(run_id, *ending(exc))
             raise
         store.finish_run(run_id, "finished")
         exported = store.export_run(run_id)
         exported["store"] = str(store.path)
-        if out_path is not None:
-            out_path.write_text(json.dumps(exported, indent=2, sort_keys=True))
-            exported["output"] = str(out_path)
+        if out_path is None:  # the default: next to the store, named by run id
+            out_path = store.path.with_name(f"run-{run_id}.json")
+        write_text(out_path, json.dumps(exported, indent=2, sort_keys=True))
+        exported["output"] = str(out_path)
         return exported
     finally:
         store.close()
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(path.name + ".probe")
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise UnicompError(f"cannot write the output file {path}: {exc}", "pass --output with a writable path") from None

@@ -21,8 +21,10 @@ from unicomp.errors import UnicompError
 from unicomp.evaluate.lm import LanguageModel, resolve_max_length
 from unicomp.evaluate.runner import TaskResult, evaluate_task, load_task_docs, task_settings
 from unicomp.evaluate.tasks import expand_task_names, get_task
+from unicomp.outputs import clean_leftovers
+from unicomp.report.files import check_run_outputs, write_run_outputs
 from unicomp.runs.environment import environment
-from unicomp.runs.store import Store, unit_key
+from unicomp.runs.store import Store, ending, unit_key
 
 Status = Callable[[str], None]
 
@@ -69,12 +71,16 @@ class Experiment:
         task_names = expand_task_names(cfg.evaluation.tasks)
         specs = [get_task(n) for n in task_names]
         self._check_variants()
+        check_run_outputs(cfg.name, cfg.output_dir)
+        clean_leftovers(self.output_dir / "checkpoints")  # what a killed save left
         store = Store(cfg.store)
         try:
             prepared = []
             for spec in specs:
-                docs, resolved = load_task_docs(spec, cfg.limit_for(spec.name), data_dir=cfg.data_dir)
+                docs, resolved = load_task_docs(spec, cfg.limit_for(spec.name), data_dir=cfg.data_dir,
+                                                strict_sources=cfg.strict_sources)
                 prepared.append((spec, docs, resolved))
+            self.fallbacks = {spec.name: resolved.fallbacks for spec, _, resolved in prepared if resolved.fallbacks}
             base = _Model(cfg.model, None, None, cfg.dtype, cfg.device)
             base.load()
             self.max_length = resolve_max_length(base.load().model, base.load().tokenizer)
@@ -90,8 +96,8 @@ class Experiment:
                     if cfg.distance.enabled:
                         distances[variant.name] = self._distance(store, run_id, base, vmodel, variant.name)
                     vmodel.release()
-            except BaseException:
-                store.finish_run(run_id, "interrupted")
+            except BaseException as exc:
+                store.finish_run(run_id, *ending(exc))
                 raise
             store.finish_run(run_id, "finished")
             return self._report(store, run_id, keys, distances)
@@ -244,11 +250,15 @@ class Experiment:
         table = retention_table(base, variants, dist)
         table["run_id"] = run_id
         table["store"] = str(store.path)
+        table["data_fallbacks"] = self.fallbacks
         table["export"] = store.export_run(run_id)
         return table
 
 
 def run_experiment(config: ExperimentConfig, **kwargs) -> dict[str, Any]:
+    """Run the experiment and write its report JSON and retention CSV into output_dir."""
     if not config.variants:
         raise UnicompError("the config has no variants to compare with the base", "add a `variants:` list")
-    return Experiment(config, **kwargs).run()
+    result = Experiment(config, **kwargs).run()
+    result["outputs"] = {k: str(v) for k, v in write_run_outputs(config.name, config.output_dir, result).items()}
+    return result

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unicomp import owner
 from unicomp.errors import UnicompError
+from unicomp.failpoints import failpoint
+
+# Columns added after the first release: (table, column, type). A store written before them is
+# migrated in place when opened (ALTER TABLE ADD COLUMN: old rows get NULL, nothing is rewritten).
+_ADDED_COLUMNS = (("runs", "owner", "TEXT"), ("runs", "error", "TEXT"))
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -27,7 +33,9 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     command TEXT NOT NULL,
     config_json TEXT NOT NULL,
-    environment_json TEXT NOT NULL
+    environment_json TEXT NOT NULL,
+    owner TEXT,
+    error TEXT
 );
 CREATE TABLE IF NOT EXISTS units (
     unit_key TEXT PRIMARY KEY,
@@ -67,6 +75,14 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
+def ending(exc: BaseException) -> tuple[str, str]:
+    """(status, error) a run records when `exc` stops it: Ctrl-C and SIGTERM interrupt, anything
+    else fails it (a NaN model, a bad dataset row) with the error's one line."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return "interrupted", type(exc).__name__
+    return "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def unit_key(kind: str, model_fingerprint: str, task: str, settings: dict[str, Any], data_revision: str) -> str:
     """Content hash of everything that determines a unit's result."""
     payload = json.dumps([kind, model_fingerprint, task, settings, data_revision], sort_keys=True)
@@ -96,6 +112,7 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(self.path)
             self.conn.executescript(SCHEMA)
+            self._migrate()
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.commit()
         except (OSError, sqlite3.Error) as exc:
@@ -104,22 +121,44 @@ class Store:
                 "pass --store with a writable path or fix the folder's permissions",
             ) from None
 
+    def _migrate(self) -> None:
+        with self.conn:
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
     def close(self) -> None:
         self.conn.close()
 
     # -------------------------------------------------------------- runs
     def start_run(self, command: str, config: dict[str, Any], environment: dict[str, Any]) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.reap_dead_runs()
         with self.conn:
             self.conn.execute(
-                "INSERT INTO runs VALUES (?, ?, NULL, 'running', ?, ?, ?)",
-                (run_id, time.time(), command, json.dumps(config, sort_keys=True), json.dumps(environment, sort_keys=True)),
+                "INSERT INTO runs (run_id, created_at, finished_at, status, command, config_json, environment_json, owner) "
+                "VALUES (?, ?, NULL, 'running', ?, ?, ?, ?)",
+                (run_id, time.time(), command, json.dumps(config, sort_keys=True), json.dumps(environment, sort_keys=True),
+                 owner.token()),
             )
         return run_id
 
-    def finish_run(self, run_id: str, status: str = "finished") -> None:
+    def finish_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
+        """status: finished | interrupted (Ctrl-C, SIGTERM, killed) | failed (with the error's one line)."""
         with self.conn:
-            self.conn.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?", (status, time.time(), run_id))
+            self.conn.execute("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+                              (status, time.time(), error, run_id))
+
+    def reap_dead_runs(self) -> list[str]:
+        """Runs still 'running' whose process is gone (SIGKILL, power loss) become 'interrupted'."""
+        rows = self.conn.execute("SELECT run_id, owner FROM runs WHERE status = 'running'").fetchall()
+        dead = [run_id for run_id, who in rows if owner.is_dead(who)]
+        if dead:
+            with self.conn:
+                self.conn.executemany("UPDATE runs SET status = 'interrupted', error = ? WHERE run_id = ? AND status = 'running'",
+                                      [("its process ended without finishing (killed)", r) for r in dead])
+        return dead
 
     # -------------------------------------------------------------- units
     def find_unit(self, key: str) -> StoredUnit | None:
@@ -150,6 +189,7 @@ class Store:
                   json.dumps(r.metrics), json.dumps(r.extra)) for r in result.records],
             )
             self.conn.execute("INSERT OR REPLACE INTO run_units VALUES (?, ?, 0)", (run_id, key))
+            failpoint("store.commit")
 
     def link_unit(self, run_id: str, key: str) -> None:
         """Record that a run reused a stored unit."""
@@ -182,5 +222,6 @@ class Store:
                 "config": json.loads(row[5]), "environment": json.loads(row[6]), "units": units}
 
     def list_runs(self) -> list[dict[str, Any]]:
-        return [{"run_id": r[0], "created_at": r[1], "status": r[2], "command": r[3]}
-                for r in self.conn.execute("SELECT run_id, created_at, status, command FROM runs ORDER BY created_at")]
+        self.reap_dead_runs()
+        return [{"run_id": r[0], "created_at": r[1], "status": r[2], "command": r[3], "error": r[4]}
+                for r in self.conn.execute("SELECT run_id, created_at, status, command, error FROM runs ORDER BY created_at")]

@@ -12,11 +12,13 @@ class SourceMiss(Exception):
     """This source cannot serve the request; the resolver records `reason` and tries the next.
 
     Distinct from UnicompError, which stops the resolver: a corrupt mirror file must be fixed,
-    not silently replaced by another source's copy.
+    not silently replaced by another source's copy. `configured` is False when the user never set
+    the source up (no mirror given, hub switched off): skipping it is not a fallback worth a warning.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, configured: bool = True) -> None:
         self.reason = reason
+        self.configured = configured
         super().__init__(reason)
 
 
@@ -28,6 +30,7 @@ class Served:
     source: str
     location: str
     revision: str
+    lines: list[int] | None = None  # line of each row in `location`, where it is a text file
 
 
 def bytes_revision(data: bytes) -> str:

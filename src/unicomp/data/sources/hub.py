@@ -25,7 +25,7 @@ def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Pa
     """Rows of one split from the hub, or SourceMiss saying why the hub cannot serve it."""
     for var in _OFFLINE_VARS:
         if os.environ.get(var, "").strip().lower() in _TRUE:
-            raise SourceMiss(f"offline mode ({var}={os.environ[var]})")
+            raise SourceMiss(f"offline mode ({var}={os.environ[var]})", configured=False)
     sha = _probe(dataset_id)
     import datasets  # deferred: importing datasets costs ~0.6 s and most runs use the mirror
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unicomp.data.ids import canonical_id
-from unicomp.data.jsonl import parse_jsonl
+from unicomp.data.jsonl import parse_jsonl_lines
 from unicomp.data.sources._common import Served, SourceMiss, bytes_revision
 from unicomp.paths import data_dir as configured_data_dir
 
@@ -27,14 +27,14 @@ def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Pa
     """Rows of one split from the mirror, or SourceMiss if the mirror does not have it."""
     root = configured_data_dir(data_dir)
     if root is None:
-        raise SourceMiss("no mirror set (set UNICOMP_DATA_DIR or data_dir)")
+        raise SourceMiss("no mirror set (set UNICOMP_DATA_DIR or data_dir)", configured=False)
     if not root.is_dir():
         raise SourceMiss(f"mirror root {root} does not exist")
     path = mirror_file(root, dataset_id, config, split)
     if not path.is_file():
         raise SourceMiss(f"no file {path}")
     data = path.read_bytes()
-    rows = parse_jsonl(data, path)
+    rows, lines = parse_jsonl_lines(data, path)
     if not rows:
         raise SourceMiss(f"{path} has no rows")
-    return Served(rows=rows, source="mirror", location=str(path), revision=bytes_revision(data))
+    return Served(rows=rows, source="mirror", location=str(path), revision=bytes_revision(data), lines=lines)

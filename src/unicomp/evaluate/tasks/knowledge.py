@@ -22,6 +22,7 @@ def _arc(name: str, config: str) -> TaskSpec:
         doc_to_choice=lambda d: list(d["choices"]["text"]),
         doc_to_target=lambda d: d["choices"]["label"].index(d["answerKey"]),
         metrics=ACC_BOTH, reference="lm-eval 0.4.13 arc/arc_easy.yaml",
+        fields=("question", "choices.text", "choices.label", "answerKey"),
     )
 
 
@@ -59,7 +60,7 @@ def _mmlu(subject: str) -> TaskSpec:
         doc_to_choice=lambda d: ["A", "B", "C", "D"],
         doc_to_target=lambda d: int(d["answer"]),
         metrics=("acc",), group="mmlu", subgroup=MMLU_SUBJECTS[subject],
-        reference="lm-eval 0.4.13 mmlu/default",
+        reference="lm-eval 0.4.13 mmlu/default", fields=("question", "choices", "answer"),
     )
 
 
@@ -73,6 +74,7 @@ KNOWLEDGE_TASKS: list[TaskSpec] = [
         doc_to_text=lambda d: d["query"], doc_to_choice=lambda d: d["choices"],
         doc_to_target=lambda d: d["gold"], metrics=ACC_BOTH,
         reference="lm-eval 0.4.13 hellaswag/hellaswag.yaml",
+        fields=("activity_label", "ctx_a", "ctx_b", "endings", "label"),
     ),
     TaskSpec(
         name="piqa", category="knowledge", output_type="multiple_choice",
@@ -81,6 +83,7 @@ KNOWLEDGE_TASKS: list[TaskSpec] = [
         doc_to_choice=lambda d: [d["sol1"], d["sol2"]],
         doc_to_target=lambda d: int(d["label"]), metrics=ACC_BOTH,
         reference="lm-eval 0.4.13 piqa/piqa.yaml (dataset baber/piqa = ybisk/piqa fields)",
+        fields=("goal", "sol1", "sol2", "label"),
     ),
     TaskSpec(
         name="winogrande", category="knowledge", output_type="multiple_choice",
@@ -89,6 +92,7 @@ KNOWLEDGE_TASKS: list[TaskSpec] = [
         doc_to_choice=_winogrande_choices,
         doc_to_target=lambda d: d["sentence"][d["sentence"].index("_") + 1:].strip(),
         metrics=("acc",), reference="lm-eval 0.4.13 winogrande/default.yaml (partial scoring)",
+        fields=("sentence", "option1", "option2", "answer"),
     ),
     *[_mmlu(s) for s in sorted(MMLU_SUBJECTS)],
 ]

@@ -79,14 +79,14 @@ LANGUAGE_MODELLING_TASKS: list[TaskSpec] = [
         dataset=_WIKITEXT_RAW_TEST, process_docs=wikitext_pages,
         doc_to_text=lambda d: "", doc_to_target=wikitext_detokenize,
         metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"),
-        reference="lm-eval 0.4.13 wikitext/wikitext.yaml", version="2",
+        reference="lm-eval 0.4.13 wikitext/wikitext.yaml", version="2", fields=("text",),
     ),
     TaskSpec(
         name="wikitext2_fixed", category="language_modelling", output_type="fixed_window_perplexity",
         dataset=_WIKITEXT_RAW_TEST, process_docs=_join_rows,
         doc_to_text=lambda d: d["text"], doc_to_target=lambda d: "",
         metrics=("token_perplexity",), seq_len=2048,
-        reference="GPTQ/SparseGPT/Wanda datautils: '\\n\\n'.join(test['text']), seqlen 2048",
+        reference="GPTQ/SparseGPT/Wanda datautils: '\\n\\n'.join(test['text']), seqlen 2048", fields=("text",),
     ),
 ]
 

@@ -69,6 +69,6 @@ REASONING_TASKS: list[TaskSpec] = [
         until=("Q:", "</s>", "<|im_end|>"), max_gen_toks=256,
         answer_extractors={"strict-match": strict_answer, "flexible-extract": flexible_answer},
         metrics=("exact_match,strict-match", "exact_match,flexible-extract"),
-        reference="lm-eval 0.4.13 gsm8k/gsm8k-cot.yaml", version="3",
+        reference="lm-eval 0.4.13 gsm8k/gsm8k-cot.yaml", version="3", fields=("question", "answer"),
     ),
 ]

@@ -58,6 +58,9 @@ class TaskSpec:
     subgroup: str | None = None
     version: str = "1"
     reference: str = ""
+    # Row fields the task reads (dotted for nested ones, e.g. "choices.text"): checked on every
+    # row before any model work, so a renamed field names its file and line instead of a KeyError.
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.category not in CATEGORIES:

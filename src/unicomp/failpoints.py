@@ -1,0 +1,37 @@
+"""Named points where a real signal can be delivered to the running process, for fault tests.
+
+`UNICOMP_FAILPOINT=NAME:SIGNAL[:N]` makes the process send itself SIGNAL (SIGINT, SIGTERM,
+SIGKILL) the N-th time (default 1st) it reaches the point NAME. The fault suite uses it to kill
+`unicomp compress` and `unicomp run` at exact places (inside a save, between the two renames
+of a replacement, inside a store transaction) instead of guessing with timers. Unset, a point
+costs one dictionary lookup. The points:
+
+  compress.layer     after each decoder layer is compressed
+  save.staged        a checkpoint is fully written in its hidden temporary folder, not yet moved
+  save.swap          the old folder is moved aside, the new one not yet moved in
+  evaluate.scored    a task's items are scored, the unit not yet stored
+  store.commit       inside the transaction that stores a unit, before it commits
+  distance.window    after each window of a distance-to-base unit
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+ENV = "UNICOMP_FAILPOINT"
+_reached: Counter[str] = Counter()
+
+
+def failpoint(name: str) -> None:
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    parts = spec.split(":")
+    if parts[0] != name:
+        return
+    _reached[name] += 1
+    nth = int(parts[2]) if len(parts) > 2 else 1
+    if _reached[name] == nth:
+        os.kill(os.getpid(), getattr(signal, parts[1] if len(parts) > 1 else "SIGKILL"))
