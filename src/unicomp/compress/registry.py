@@ -1,29 +1,49 @@
-"""Every compression method by name: the one place `unicomp compress` and run configs look."""
+"""Every compression method by name: the one place `unicomp compress` and run configs look.
+
+Methods register themselves where they are defined (`@register` above the class, next to its
+pydantic config), and every module of the method packages is imported on first lookup, so a new
+method is one new file in `compress/prune/` or `compress/quant/` (plus its test), and nothing here.
+"""
 
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import importlib
+import pkgutil
+from typing import Any, TypeVar
 
 from unicomp.compress.base import Method
-from unicomp.compress.prune.magnitude import Magnitude
-from unicomp.compress.prune.sparsegpt import SparseGPT
-from unicomp.compress.prune.wanda import Wanda
-from unicomp.compress.quant.awq import AWQ
-from unicomp.compress.quant.gptq import GPTQ
-from unicomp.compress.quant.rtn import RTN
-from unicomp.compress.quant.smoothquant import SmoothQuant
 from unicomp.errors import NotFoundError, UnicompError
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Magnitude, Wanda, SparseGPT, RTN, GPTQ, AWQ, SmoothQuant)}
+_PACKAGES = ("unicomp.compress.prune", "unicomp.compress.quant")
+_REGISTERED: dict[str, type[Method]] = {}
+M = TypeVar("M", bound=type[Method])
+
+
+def register(cls: M) -> M:
+    """Class decorator: make the method available by its `name`."""
+    if cls.name in _REGISTERED and _REGISTERED[cls.name] is not cls:
+        raise ValueError(f"two compression methods are named {cls.name!r}")
+    _REGISTERED[cls.name] = cls
+    return cls
+
+
+def methods() -> dict[str, type[Method]]:
+    """name -> method class, after importing every module of the method packages once."""
+    for package_name in _PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package_name}.{module.name}")
+    return dict(_REGISTERED)
 
 
 def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        close = difflib.get_close_matches(name, METHODS, n=3, cutoff=0.5)
+    known = methods()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise NotFoundError(f"unknown compression method {name!r}{hint}", f"known methods: {', '.join(METHODS)}")
-    return METHODS[name]
+        raise NotFoundError(f"unknown compression method {name!r}{hint}", f"known methods: {', '.join(known)}")
+    return known[name]
 
 
 def make_method(name: str, options: dict[str, Any]) -> Method:
@@ -39,4 +59,7 @@ def make_method(name: str, options: dict[str, Any]) -> Method:
         msg = first["msg"]
         if first.get("ctx", {}).get("error") is not None and isinstance(first["ctx"]["error"], UnicompError):
             raise first["ctx"]["error"] from None
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(cls.Config.model_fields)
+            raise UnicompError(f"{name} has no option {where!r}", f"{name}'s options: {known}") from None
         raise UnicompError(f"{name}: option {where!r}: {msg}", f"see `unicomp ls methods` for {name}'s options") from None

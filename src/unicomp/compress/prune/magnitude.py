@@ -6,8 +6,10 @@ import torch
 
 from unicomp.compress.prune.common import PruningMethod, layer_stats
 from unicomp.compress.prune.masks import lowest_mask, nm_mask
+from unicomp.compress.registry import register
 
 
+@register
 class Magnitude(PruningMethod):
     name = "magnitude"
     needs_calibration = False

@@ -15,6 +15,7 @@ from pydantic import Field
 from unicomp.compress.hessian import Hessian, inverse_hessian_cholesky
 from unicomp.compress.prune.common import PruneConfig, PruningMethod, layer_stats
 from unicomp.compress.prune.masks import Pattern, lowest_mask, nm_mask
+from unicomp.compress.registry import register
 
 
 class SparseGPTConfig(PruneConfig):
@@ -55,6 +56,7 @@ def sparsegpt_prune(weight: torch.Tensor, h: torch.Tensor, sparsity: float, *, n
     return w
 
 
+@register
 class SparseGPT(PruningMethod):
     name = "sparsegpt"
     Config = SparseGPTConfig

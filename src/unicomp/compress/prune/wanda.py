@@ -11,6 +11,7 @@ import torch
 from unicomp.compress.base import Accumulator
 from unicomp.compress.prune.common import PruningMethod, layer_stats
 from unicomp.compress.prune.masks import lowest_mask, nm_mask
+from unicomp.compress.registry import register
 
 
 class InputNorms(Accumulator):
@@ -30,6 +31,7 @@ def wanda_scores(weight: torch.Tensor, sq_norms: torch.Tensor) -> torch.Tensor:
     return weight.abs().float() * torch.sqrt(sq_norms).unsqueeze(0)
 
 
+@register
 class Wanda(PruningMethod):
     name = "wanda"
     summary_line = "prune by |w| x input-activation norm, per output row"

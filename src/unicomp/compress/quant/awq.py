@@ -47,6 +47,7 @@ from unicomp.compress.quant.rtn import QuantConfig, QuantMethod, weight_error_st
 from unicomp.compress.quant.smoothing import can_smooth, fold_scale
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import Smoothing
+from unicomp.compress.registry import register
 
 NO_CLIP = ("q_proj", "k_proj")
 """Linears AutoAWQ never clips: their outputs feed the attention softmax, where the per-linear
@@ -368,6 +369,7 @@ def quantize_clipped(linear: torch.nn.Linear, scheme: QuantScheme, clip: torch.T
 
 # ---------------------------------------------------------------- the method
 
+@register
 class AWQ(QuantMethod):
     name = "awq"
     Config = AWQConfig

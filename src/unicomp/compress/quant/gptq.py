@@ -53,6 +53,7 @@ from unicomp.compress.quant.grid import (QuantizedWeight, QuantScheme, attach, f
                                          quantize_columns)
 from unicomp.compress.quant.rtn import QuantConfig, QuantMethod, weight_error_stats
 from unicomp.errors import UnicompError
+from unicomp.compress.registry import register
 
 
 class GPTQConfig(QuantConfig):
@@ -182,6 +183,7 @@ def gptq_quantize(weight: torch.Tensor, prepared: PreparedHessian, scheme: Quant
                       dead=int(prepared.dead.sum()))
 
 
+@register
 class GPTQ(QuantMethod):
     name = "gptq"
     Config = GPTQConfig

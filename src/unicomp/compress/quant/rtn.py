@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 
 from unicomp.compress.base import Method, MethodConfig
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme, attach, check_bits, group_params, quantize
+from unicomp.compress.registry import register
 
 
 class QuantConfig(MethodConfig):
@@ -58,6 +59,7 @@ class QuantMethod(Method):
                 scheme.groups(layer.get_submodule(name).in_features, where=f"{anatomy.layers}.{index}.{name}")
 
 
+@register
 class RTN(QuantMethod):
     name = "rtn"
     needs_calibration = False

@@ -33,6 +33,7 @@ from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme, attach, gr
 from unicomp.compress.quant.rtn import QuantMethod, weight_error_stats
 from unicomp.compress.quant.smoothing import MIN_SCALE, fold_scale, smoothable
 from unicomp.errors import UnicompError
+from unicomp.compress.registry import register
 
 W8_PER_CHANNEL = QuantScheme(bits=8, symmetric=True, group_size=None)
 ACTIVATIONS = "int8-per-token"
@@ -88,6 +89,7 @@ def quantize_w8(linear: torch.nn.Linear) -> dict[str, Any]:
     return weight_error_stats(w, linear.weight.data)
 
 
+@register
 class SmoothQuant(QuantMethod):
     name = "smoothquant"
     Config = SmoothQuantConfig
