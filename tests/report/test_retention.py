@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from unicomp.report.retention import paired, pooled_units, retained, retention_table
+from unicomp.evaluate.tasks import get_task
+from unicomp.report.retention import paired, pooled_units, retention_table
 
 
 def rec(i, correct, pred, task="arc_easy"):
     return {"item_id": str(i), "prompt_hash": f"p{i}", "prediction": pred, "metrics": {"acc": float(correct), "acc_norm": float(correct)}}
 
 
-def test_retained_direction():
-    assert retained("acc", 0.5, 0.4) == pytest.approx(80.0)
-    assert retained("token_perplexity", 10.0, 20.0) == pytest.approx(50.0)  # perplexity doubling keeps half
+def test_retained_direction_comes_from_the_task_spec():
+    assert get_task("arc_easy").retained("acc", 0.5, 0.4) == pytest.approx(80.0)
+    fixed = get_task("wikitext2_fixed")
+    assert fixed.retained("token_perplexity", 10.0, 20.0) == pytest.approx(50.0)  # perplexity doubling keeps half
+    assert (get_task("arc_easy").ranked_by, fixed.ranked_by, get_task("gsm8k_cot").ranked_by) == (
+        "acc_norm", "token_perplexity", "exact_match,flexible-extract")
 
 
 def test_paired_flips_and_agreement():

@@ -17,8 +17,6 @@ from unicomp.data.resolver import ResolvedDataset, load_rows
 from unicomp.errors import UnicompError
 from unicomp.evaluate.lm import LanguageModel
 from unicomp.evaluate.scoring import bits_per_unit, mean_and_stderr, multiple_choice_metrics, perplexity
-from unicomp.evaluate.tasks.language_modelling import count_bytes, count_words
-from unicomp.evaluate.tasks.reasoning import normalize_number
 from unicomp.evaluate.tasks import validation
 from unicomp.evaluate.tasks.spec import TaskSpec
 from unicomp.failpoints import failpoint
@@ -183,15 +181,16 @@ def _rolling(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Prog
     answers = lm.loglikelihood_rolling(texts, progress)
     records = []
     for i, (d, text, (ll, n_tokens)) in enumerate(zip(docs, texts, answers)):
-        words, nbytes = count_words(d), count_bytes(d)
+        counts = {unit: count(d) for unit, count in spec.doc_counts.items()}  # e.g. the page's words and bytes
         records.append(ItemRecord(str(i), _hash(text), None, None, [ll], None, None,
-                                  {"loglikelihood": ll, "words": words, "bytes": nbytes, "tokens": n_tokens}))
+                                  {"loglikelihood": ll, **counts, "tokens": n_tokens}))
     total = sum(r.metrics["loglikelihood"] for r in records)
-    words = sum(r.metrics["words"] for r in records)
-    nbytes = sum(r.metrics["bytes"] for r in records)
-    tokens = sum(r.metrics["tokens"] for r in records)
-    scores = {"word_perplexity": perplexity(total, words), "byte_perplexity": perplexity(total, nbytes),
-              "bits_per_byte": bits_per_unit(total, nbytes), "token_perplexity": perplexity(total, tokens)}
+    scores = {}
+    for unit in (*spec.doc_counts, "tokens"):  # words -> word_perplexity; bytes also bits_per_byte (lm-eval's names)
+        n = sum(r.metrics[unit] for r in records)
+        scores[f"{unit.removesuffix('s')}_perplexity"] = perplexity(total, n)
+        if unit == "bytes":
+            scores["bits_per_byte"] = bits_per_unit(total, n)
     return records, scores, {k: None for k in scores}
 
 
@@ -216,7 +215,8 @@ def _generation(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: P
     for i, (d, prompt, out) in enumerate(zip(docs, prompts, outputs)):
         target = str(spec.doc_to_target(d))
         preds = {name: fn(out) for name, fn in spec.answer_extractors.items()}
-        per_item = {f"exact_match,{name}": float(normalize_number(p) == normalize_number(target)) for name, p in preds.items()}
+        norm = spec.normalize
+        per_item = {f"exact_match,{name}": float(norm(p) == norm(target)) for name, p in preds.items()}
         records.append(ItemRecord(str(i), _hash(prompt), target, preds, None, None, out, per_item))
     scores, stderr = _aggregate(records, metric_names)
     return records, scores, stderr

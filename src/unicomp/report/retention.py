@@ -1,9 +1,10 @@
 """Retained performance and paired statistics of each variant against its base.
 
 Retention = variant score / base score x 100 for higher-is-better metrics and base / variant x
-100 for perplexities (so 100% always means "as good as the base"). Paired statistics use the
-per-item records of the same items: flips (correct -> wrong, wrong -> correct) and agreement of
-predictions. MMLU subjects are pooled into one `mmlu` row.
+100 for lower-is-better ones (perplexities), so 100% always means "as good as the base". Which
+metric ranks a task and its direction come from the task spec, never from task names here.
+Paired statistics use the per-item records of the same items: flips (correct -> wrong, wrong ->
+correct) and agreement of predictions. Members of a group (MMLU's subjects) pool into one row.
 """
 
 from __future__ import annotations
@@ -11,24 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from unicomp.evaluate.tasks import get_task
-
-LOWER_IS_BETTER = {"word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"}
-_PREFERENCE = ("acc_norm", "acc", "exact_match,flexible-extract", "exact_match,strict-match", "word_perplexity",
-               "token_perplexity")
-
-
-def primary_metric(scores: dict[str, float]) -> str:
-    for metric in _PREFERENCE:
-        if metric in scores:
-            return metric
-    return next(iter(scores))
-
-
-def retained(metric: str, base: float, variant: float) -> float | None:
-    if metric in LOWER_IS_BETTER:
-        return 100.0 * base / variant if variant else None
-    return 100.0 * variant / base if base else None
-
 
 def _display_name(task: str) -> str:
     spec = get_task(task)
@@ -40,7 +23,7 @@ def pooled_units(units: dict[str, dict[str, Any]], records: dict[str, list[dict]
     out: dict[str, dict[str, Any]] = {}
     for task, unit in units.items():
         name = _display_name(task)
-        entry = out.setdefault(name, {"category": unit["category"], "parts": [], "records": []})
+        entry = out.setdefault(name, {"category": unit["category"], "parts": [], "records": [], "spec": get_task(task)})
         entry["parts"].append(unit)
         entry["records"].extend({**r, "item_id": f"{task}:{r['item_id']}"} for r in records.get(task, []))
     for name, entry in out.items():
@@ -55,11 +38,11 @@ def pooled_units(units: dict[str, dict[str, Any]], records: dict[str, list[dict]
     return out
 
 
-def paired(metric: str, base_records: list[dict], var_records: list[dict]) -> dict[str, Any]:
+def paired(metric: str, base_records: list[dict], var_records: list[dict], lower_is_better=()) -> dict[str, Any]:
     base = {r["item_id"]: r for r in base_records}
     var = {r["item_id"]: r for r in var_records}
     common = [i for i in base if i in var]
-    if not common or metric in LOWER_IS_BETTER or metric not in base[common[0]]["metrics"]:
+    if not common or metric in lower_is_better or metric not in base[common[0]]["metrics"]:
         return {}
     c2w = sum(1 for i in common if base[i]["metrics"][metric] == 1 and var[i]["metrics"][metric] == 0)
     w2c = sum(1 for i in common if base[i]["metrics"][metric] == 0 and var[i]["metrics"][metric] == 1)
@@ -74,17 +57,19 @@ def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[st
     """`base` and each variant: pooled task -> entry (see `pooled_units`)."""
     rows, categories = [], {}
     for task, b in base.items():
-        metric = primary_metric(b["scores"])
+        spec = b["spec"]
+        metric = spec.ranked_by
         rows.append({"model": "base", "task": task, "category": b["category"], "metric": metric,
                      "score": b["scores"][metric], "delta": 0.0, "retained_pct": 100.0, "n_items": b["n_items"]})
         for name, tasks in variants.items():
             v = tasks.get(task)
             if v is None or metric not in v["scores"]:
                 continue
-            ret = retained(metric, b["scores"][metric], v["scores"][metric])
+            ret = spec.retained(metric, b["scores"][metric], v["scores"][metric])
             row = {"model": name, "task": task, "category": b["category"], "metric": metric,
                    "score": v["scores"][metric], "delta": v["scores"][metric] - b["scores"][metric],
-                   "retained_pct": ret, "n_items": v["n_items"], **paired(metric, b["records"], v["records"])}
+                   "retained_pct": ret, "n_items": v["n_items"],
+                   **paired(metric, b["records"], v["records"], spec.lower_is_better)}
             rows.append(row)
             if ret is not None:
                 categories.setdefault(name, {}).setdefault(b["category"], []).append(ret)

@@ -21,7 +21,7 @@ def _arc(name: str, config: str) -> TaskSpec:
         doc_to_text=lambda d: f"Question: {d['question']}\nAnswer:",
         doc_to_choice=lambda d: list(d["choices"]["text"]),
         doc_to_target=lambda d: d["choices"]["label"].index(d["answerKey"]),
-        metrics=ACC_BOTH, reference="lm-eval 0.4.13 arc/arc_easy.yaml",
+        metrics=ACC_BOTH, primary_metric="acc_norm", reference="lm-eval 0.4.13 arc/arc_easy.yaml",
         fields=("question", "choices.text", "choices.label", "answerKey"),
     )
 
@@ -64,7 +64,7 @@ def _mmlu(subject: str) -> TaskSpec:
     )
 
 
-KNOWLEDGE_TASKS: list[TaskSpec] = [
+TASKS: list[TaskSpec] = [
     _arc("arc_easy", "ARC-Easy"),
     _arc("arc_challenge", "ARC-Challenge"),
     TaskSpec(
@@ -72,7 +72,7 @@ KNOWLEDGE_TASKS: list[TaskSpec] = [
         dataset=DatasetRef("Rowan/hellaswag", None, "validation"),
         process_docs=_hellaswag_docs,
         doc_to_text=lambda d: d["query"], doc_to_choice=lambda d: d["choices"],
-        doc_to_target=lambda d: d["gold"], metrics=ACC_BOTH,
+        doc_to_target=lambda d: d["gold"], metrics=ACC_BOTH, primary_metric="acc_norm",
         reference="lm-eval 0.4.13 hellaswag/hellaswag.yaml",
         fields=("activity_label", "ctx_a", "ctx_b", "endings", "label"),
     ),
@@ -81,7 +81,7 @@ KNOWLEDGE_TASKS: list[TaskSpec] = [
         dataset=DatasetRef("ybisk/piqa", None, "validation"),
         doc_to_text=lambda d: f"Question: {d['goal']}\nAnswer:",
         doc_to_choice=lambda d: [d["sol1"], d["sol2"]],
-        doc_to_target=lambda d: int(d["label"]), metrics=ACC_BOTH,
+        doc_to_target=lambda d: int(d["label"]), metrics=ACC_BOTH, primary_metric="acc_norm",
         reference="lm-eval 0.4.13 piqa/piqa.yaml (dataset baber/piqa = ybisk/piqa fields)",
         fields=("goal", "sol1", "sol2", "label"),
     ),

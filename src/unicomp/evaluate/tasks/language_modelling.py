@@ -73,19 +73,21 @@ def _join_rows(docs: list[Doc]) -> list[Doc]:
     return [{"text": "\n\n".join(d["text"] for d in docs)}]
 
 
-LANGUAGE_MODELLING_TASKS: list[TaskSpec] = [
+TASKS: list[TaskSpec] = [
     TaskSpec(
         name="wikitext", category="language_modelling", output_type="loglikelihood_rolling",
         dataset=_WIKITEXT_RAW_TEST, process_docs=wikitext_pages,
         doc_to_text=lambda d: "", doc_to_target=wikitext_detokenize,
         metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"),
+        lower_is_better=("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"),
+        doc_counts={"words": count_words, "bytes": count_bytes},
         reference="lm-eval 0.4.13 wikitext/wikitext.yaml", version="2", fields=("text",),
     ),
     TaskSpec(
         name="wikitext2_fixed", category="language_modelling", output_type="fixed_window_perplexity",
         dataset=_WIKITEXT_RAW_TEST, process_docs=_join_rows,
         doc_to_text=lambda d: d["text"], doc_to_target=lambda d: "",
-        metrics=("token_perplexity",), seq_len=2048,
+        metrics=("token_perplexity",), seq_len=2048, lower_is_better=("token_perplexity",),
         reference="GPTQ/SparseGPT/Wanda datautils: '\\n\\n'.join(test['text']), seqlen 2048", fields=("text",),
     ),
 ]

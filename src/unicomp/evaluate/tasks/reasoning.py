@@ -60,7 +60,7 @@ def _target(d: Doc) -> str:
     return d["target"] if "target" in d else d["answer"].split("####")[-1].strip()
 
 
-REASONING_TASKS: list[TaskSpec] = [
+TASKS: list[TaskSpec] = [
     TaskSpec(
         name="gsm8k_cot", category="reasoning", output_type="generate_until",
         dataset=DatasetRef("openai/gsm8k", "main", "test"),
@@ -69,6 +69,7 @@ REASONING_TASKS: list[TaskSpec] = [
         until=("Q:", "</s>", "<|im_end|>"), max_gen_toks=256,
         answer_extractors={"strict-match": strict_answer, "flexible-extract": flexible_answer},
         metrics=("exact_match,strict-match", "exact_match,flexible-extract"),
+        primary_metric="exact_match,flexible-extract", normalize=normalize_number,
         reference="lm-eval 0.4.13 gsm8k/gsm8k-cot.yaml", version="3", fields=("question", "answer"),
     ),
 ]

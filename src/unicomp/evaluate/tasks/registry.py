@@ -1,16 +1,31 @@
-"""Every task by name, plus groups (`mmlu` = its 57 subjects) that expand to tasks."""
+"""Every task by name, plus groups (`mmlu` = its 57 subjects) that expand to tasks.
+
+Each module of this package that defines `TASKS` (a list of TaskSpec) contributes them, so a new
+task is one new file here (plus its test) and nothing else.
+"""
 
 from __future__ import annotations
 
 import difflib
+import importlib
+import pkgutil
 
+import unicomp.evaluate.tasks as _package
 from unicomp.errors import NotFoundError
-from unicomp.evaluate.tasks.knowledge import KNOWLEDGE_TASKS
-from unicomp.evaluate.tasks.language_modelling import LANGUAGE_MODELLING_TASKS
-from unicomp.evaluate.tasks.reasoning import REASONING_TASKS
 from unicomp.evaluate.tasks.spec import TaskSpec
 
-_TASKS: dict[str, TaskSpec] = {t.name: t for t in (*KNOWLEDGE_TASKS, *REASONING_TASKS, *LANGUAGE_MODELLING_TASKS)}
+
+def _discover() -> dict[str, TaskSpec]:
+    found: dict[str, TaskSpec] = {}
+    for module in sorted(pkgutil.iter_modules(_package.__path__), key=lambda m: m.name):
+        for spec in getattr(importlib.import_module(f"{_package.__name__}.{module.name}"), "TASKS", ()):
+            if spec.name in found:
+                raise ValueError(f"two tasks are named {spec.name!r}")
+            found[spec.name] = spec
+    return found
+
+
+_TASKS: dict[str, TaskSpec] = _discover()
 GROUPS: dict[str, list[str]] = {}
 for _t in _TASKS.values():
     if _t.group:

@@ -13,6 +13,8 @@ from typing import Any
 
 Doc = dict[str, Any]
 
+# Categories are open: a new track names its own (instruction_following, multilingual, truthfulness,
+# ...). These are the ones the report orders first.
 CATEGORIES = ("knowledge", "reasoning", "language_modelling")
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood_rolling", "fixed_window_perplexity", "generate_until")
 
@@ -61,12 +63,32 @@ class TaskSpec:
     # Row fields the task reads (dotted for nested ones, e.g. "choices.text"): checked on every
     # row before any model work, so a renamed field names its file and line instead of a KeyError.
     fields: tuple[str, ...] = ()
+    # The metric a report ranks and retains by (default: the first of `metrics`), and the metrics
+    # where lower is better (perplexities): retention is then base / variant.
+    primary_metric: str | None = None
+    lower_is_better: tuple[str, ...] = ()
+    # generate_until: how an extracted answer and the target are normalised before exact match
+    normalize: Callable[[str], str] = str
+    # loglikelihood_rolling: per-document counts perplexities are normalised by (name -> count(doc))
+    doc_counts: dict[str, Callable[[Doc], int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.category not in CATEGORIES:
-            raise ValueError(f"task {self.name}: category {self.category!r} not in {CATEGORIES}")
+        if not self.category or not self.category.replace("_", "").isalnum():
+            raise ValueError(f"task {self.name}: category {self.category!r} is not a lower_case identifier")
         if self.output_type not in OUTPUT_TYPES:
             raise ValueError(f"task {self.name}: output type {self.output_type!r} not in {OUTPUT_TYPES}")
+        if self.primary_metric is not None and self.primary_metric not in self.metrics:
+            raise ValueError(f"task {self.name}: primary metric {self.primary_metric!r} is not one of {self.metrics}")
+
+    @property
+    def ranked_by(self) -> str:
+        return self.primary_metric or self.metrics[0]
+
+    def retained(self, metric: str, base: float, variant: float) -> float | None:
+        """Variant as a percentage of base, 100 meaning "as good as the base" in either direction."""
+        if metric in self.lower_is_better:
+            return 100.0 * base / variant if variant else None
+        return 100.0 * variant / base if base else None
 
     def fewshot_prefix(self) -> str:
         """Description plus the fixed exemplars, each `text + delimiter + target`."""
