@@ -97,7 +97,9 @@ def _print_results(exported: dict) -> None:
     table = Table(title=f"run {exported['run_id']}", show_lines=False)
     for col in ("task", "category", "metric", "value", "± stderr", "n", "data source"):
         table.add_column(col, justify="right" if col in ("value", "± stderr", "n") else "left")
-    shown = [u for u in units if not u["task"].startswith("mmlu_")] + group_scores(units)
+    from unicomp.evaluate.tasks import get_task
+
+    shown = [u for u in units if not get_task(u["task"]).group] + group_scores(units)
     fallbacks = {}
     for u in shown:
         data = u.get("data") or {}
@@ -127,6 +129,22 @@ def _group_size(value: Optional[str]) -> Optional[int]:
         raise UnicompError(f"--group-size {value!r} is not a number", "pass e.g. 128, or 'channel' for per-channel scales") from None
 
 
+def _key_values(pairs: list[str]) -> dict:
+    """--option key=value pairs; values read as YAML scalars (0.05, true, null, 2:4 stays text)."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UnicompError(f"--option {pair!r} is not key=value", "write it like --option dampening=0.05")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
 @app.command("compress")
 @_friendly("nothing was written: the partial checkpoint was removed and --out is as it was")
 def compress_cmd(
@@ -141,6 +159,7 @@ def compress_cmd(
     symmetric: Optional[bool] = typer.Option(None, "--symmetric/--asymmetric", help="Quantization: symmetric grid, or asymmetric with a zero point."),
     actorder: Optional[bool] = typer.Option(None, "--actorder/--no-actorder", help="GPTQ: process columns by decreasing Hessian diagonal."),
     alpha: Optional[float] = typer.Option(None, help="SmoothQuant: migration strength in (0, 1)."),
+    option: Optional[list[str]] = typer.Option(None, "--option", help="Any option of the method as key=value (repeatable), e.g. --option dampening=0.05; see `unicomp ls methods`."),
     calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4) | none (data-free methods only)."),
     n_samples: int = typer.Option(128, help="Calibration samples."),
     seq_len: int = typer.Option(512, help="Tokens per calibration sample."),
@@ -162,6 +181,10 @@ def compress_cmd(
     options = {k: v for k, v in given.items() if v is not None}
     if group_size is not None and group_size.lower() in ("channel", "none"):
         options["group_size"] = None
+    for key, value in _key_values(option or []).items():
+        if key in options:
+            raise UnicompError(f"--option {key}=... repeats --{key.replace('_', '-')}", "give the option once")
+        options[key] = value
     req = CompressRequest.of(model=model, method=method, options=options, out=out, calibration=calibration,
                              n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
                              dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,
@@ -195,13 +218,14 @@ def compress_cmd(
 @_friendly(_NOTHING_KEPT)
 def ls_methods() -> None:
     """Compression methods and their options."""
-    from unicomp.compress.registry import METHODS
+    from unicomp.compress.registry import methods
 
-    table = Table(title="compression methods")
-    for col in ("method", "family", "calibration", "what it does", "options (default)"):
+    table = Table(title="compression methods (any option: unicomp compress --option key=value)", show_lines=True)
+    for col in ("method", "family", "calibration", "what it does", "options (default): meaning"):
         table.add_column(col)
-    for name, cls in METHODS.items():
-        opts = ", ".join(f"{k}={f.default}" for k, f in cls.Config.model_fields.items())
+    for name, cls in methods().items():
+        opts = "\n".join(f"{k}={f.default!r}" + (f": {f.description}" if f.description else "")
+                         for k, f in cls.Config.model_fields.items())
         table.add_row(name, cls.family, "yes" if cls.needs_calibration else "no", cls.summary_line, opts)
     console.print(table)
 
@@ -211,19 +235,55 @@ def ls_methods() -> None:
 def run_cmd(
     config: str = typer.Argument(..., help="Experiment config (YAML), e.g. configs/quickstart.yaml."),
     strict_sources: bool = typer.Option(False, help="Fail instead of scoring data served after a fallback (overrides the config)."),
+    executor: Optional[str] = typer.Option(None, help="local (this process) | ray (a Ray cluster); overrides the config."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (e.g. ray://head:10001 or auto); default: a local cluster."),
 ) -> None:
     """Compress, evaluate base and variants on identical items, and report retention (resumable)."""
-    from unicomp.config import load_config
     from unicomp.runs.experiment import run_experiment
 
-    cfg = load_config(config)
-    if strict_sources:
-        cfg = cfg.model_copy(update={"strict_sources": True})
+    cfg = _load_config(config, strict_sources=strict_sources, executor=executor, address=address)
     result = run_experiment(cfg, progress_factory=_progress, on_status=_status)
     _print_retention(result)
     outputs = result["outputs"]
     console.print(f"report: {outputs['report']}   csv: {outputs['csv']}   store: {result['store']}")
     _warn_fallbacks(result.get("data_fallbacks") or {})
+
+
+def _load_config(path: str, *, strict_sources: bool = False, executor: Optional[str] = None,
+                 address: Optional[str] = None):
+    from unicomp.config import load_config, with_overrides
+
+    return with_overrides(load_config(path), path, strict_sources=strict_sources or None, executor=executor,
+                          ray_address=address)
+
+
+@app.command("plan")
+@_friendly(_NOTHING_KEPT)
+def plan_cmd(
+    config: str = typer.Argument(..., help="Experiment config (YAML)."),
+    json_out: bool = typer.Option(False, "--json", help="Print {\"units\": [...]} as JSON for machines."),
+) -> None:
+    """Show the units a run would execute: key, stored or not, what each waits for. Runs nothing."""
+    import json
+
+    from unicomp.runs.experiment import build_plan
+    from unicomp.runs.plan import describe
+    from unicomp.runs.store import Store
+
+    cfg = _load_config(config)
+    plan = build_plan(cfg)
+    store = Store(cfg.store) if Path(cfg.store).exists() else None
+    rows = describe(plan, store)
+    if json_out:
+        console.print_json(json.dumps({"units": rows, "store": cfg.store}))
+        return
+    table = Table(title=f"plan of {cfg.name}: {len(rows)} units, {sum(r['stored'] for r in rows)} stored")
+    for col in ("#", "unit", "key", "stored", "waits for"):
+        table.add_column(col)
+    for i, r in enumerate(rows, start=1):
+        table.add_row(str(i), r["unit"], r["key"] or "(after its dependencies)", "yes" if r["stored"] else "no",
+                      ", ".join(r["waits_for"]))
+    console.print(table)
 
 
 def _fmt(value, spec: str = ".4f") -> str:
@@ -256,6 +316,8 @@ def _print_retention(result: dict) -> None:
         for m, d in result["distance"].items():
             dist.add_row(m, _fmt(d["kl_mean"]), _fmt(d["kl_p99"]), _fmt(d["kl_max"]), _fmt(d["top1_agreement"], ".3f"))
         console.print(dist)
+    for m, reason in (result.get("distance_skipped") or {}).items():
+        console.print(f"distance to base for {m}: skipped, {reason}")
 
 
 @ls_app.command("tasks")

@@ -17,6 +17,9 @@ from unicomp.errors import UnicompError
 from unicomp.outputs import name_problem
 
 
+EXECUTORS = ("local", "ray")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,13 +62,27 @@ def _safe_name(value: str) -> str:
 
 
 class VariantConfig(_Strict):
+    """A compressed variant: made by a `method` from the base, or a prebuilt checkpoint (`model`:
+    hub id, folder or .gguf), e.g. a public GPTQ release, scored on the same items."""
+
     name: str
-    method: str
+    method: str | None = None
+    model: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     calibration: CalibrationSettings | None = None
     storage: str = "auto"  # dense for pruned models, compressed-tensors for quantized ones
 
     _name = field_validator("name")(_safe_name)
+
+    @model_validator(mode="after")
+    def _method_or_model(self) -> "VariantConfig":
+        if (self.method is None) == (self.model is None):
+            given = "both `method` and `model`" if self.method else "neither `method` nor `model`"
+            raise ValueError(f"variant {self.name!r} has {given}: give a method to compress the base with, "
+                             "or a model (hub id, folder, .gguf) for a prebuilt checkpoint")
+        if self.model is not None and (self.options or self.calibration):
+            raise ValueError(f"variant {self.name!r} is a prebuilt model: `options` and `calibration` apply to methods")
+        return self
 
 
 class ExperimentConfig(_Strict):
@@ -85,6 +102,9 @@ class ExperimentConfig(_Strict):
     variants: list[VariantConfig] = Field(default_factory=list)
     # a dataset served only after a fallback (a configured source missed, another split) is an error
     strict_sources: bool = False
+    # where units run: this process, or a Ray cluster (`ray_address`, default: start a local one)
+    executor: str = "local"
+    ray_address: str | None = None
 
     _name = field_validator("name")(_safe_name)
 
@@ -110,7 +130,10 @@ class ExperimentConfig(_Strict):
             if value < 1:
                 raise ValueError(f"task_limits.{task} must be a positive number of items")
         for v in self.variants:
-            make_method(v.method, v.options)
+            if v.method is not None:
+                make_method(v.method, v.options)
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {self.executor!r} (choose {' or '.join(EXECUTORS)})")
         return self
 
     def limit_for(self, task: str) -> int | None:
@@ -132,6 +155,16 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raise UnicompError(f"{p}{where}: not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax") from None
     if not isinstance(raw, dict):
         raise UnicompError(f"{p}: expected a mapping of settings at the top level", "see configs/quickstart.yaml")
+    return _validated(raw, p)
+
+
+def with_overrides(cfg: ExperimentConfig, where: str | Path, **updates: Any) -> ExperimentConfig:
+    """The config with command-line overrides applied, validated like the file itself."""
+    updates = {k: v for k, v in updates.items() if v is not None}
+    return _validated({**cfg.model_dump(exclude_unset=True), **updates}, Path(where)) if updates else cfg
+
+
+def _validated(raw: dict[str, Any], p: Path) -> ExperimentConfig:
     try:
         return ExperimentConfig(**raw)
     except ValidationError as exc:

@@ -3,8 +3,10 @@
 `UNICOMP_FAILPOINT=NAME:SIGNAL[:N]` makes the process send itself SIGNAL (SIGINT, SIGTERM,
 SIGKILL) the N-th time (default 1st) it reaches the point NAME. The fault suite uses it to kill
 `unicomp compress` and `unicomp run` at exact places (inside a save, between the two renames
-of a replacement, inside a store transaction) instead of guessing with timers. Unset, a point
-costs one dictionary lookup. The points:
+of a replacement, inside a store transaction) instead of guessing with timers. With
+`UNICOMP_FAILPOINT_ONCE=FILE` the signal fires only in the first process to get there (it creates
+FILE): a unit retried in a new process (a Ray worker) then runs through. Unset, a point costs one
+dictionary lookup. The points:
 
   compress.layer     after each decoder layer is compressed
   save.staged        a checkpoint is fully written in its hidden temporary folder, not yet moved
@@ -33,5 +35,12 @@ def failpoint(name: str) -> None:
         return
     _reached[name] += 1
     nth = int(parts[2]) if len(parts) > 2 else 1
-    if _reached[name] == nth:
-        os.kill(os.getpid(), getattr(signal, parts[1] if len(parts) > 1 else "SIGKILL"))
+    if _reached[name] != nth:
+        return
+    once = os.environ.get(ENV + "_ONCE")
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return  # another process already took the signal
+    os.kill(os.getpid(), getattr(signal, parts[1] if len(parts) > 1 else "SIGKILL"))

@@ -101,3 +101,23 @@ def test_a_bad_dataset_row_names_file_line_and_field(tmp_path, tiny_model):
     for bad, proc, (_, needles) in zip(files, unicomp_all(*commands), ROWS):
         assert_one_line_error(proc, str(bad), *needles)
         assert "loading model" not in proc.stderr  # found before the model was loaded
+
+
+def test_executor_problems_are_one_line_before_any_work(tmp_path, tiny_model):
+    """An unknown executor, Ray not importable, a Ray address where nothing answers."""
+    from fault_helpers import config_file
+
+    no_ray = tmp_path / "no_ray" / "ray"
+    no_ray.mkdir(parents=True)
+    (no_ray / "__init__.py").write_text("raise ImportError('No module named ray')\n")  # as if not installed
+    configs = [config_file(tmp_path / f"c{i}", tiny_model, extra=extra) for i, extra in
+               enumerate(("executor: slurm", "executor: ray", "executor: ray\nray_address: 127.0.0.1:9"))]
+    unknown, missing, silent = unicomp_all(
+        {"args": ("run", str(configs[0]))},
+        {"args": ("run", str(configs[1])), "env": {"PYTHONPATH": str(no_ray.parent)}},
+        {"args": ("run", str(configs[2]))})
+    assert_one_line_error(unknown, "unknown executor 'slurm'")
+    assert_one_line_error(missing, "needs the Ray package", "pip install -e '.[ray]'")
+    assert_one_line_error(silent, "no Ray cluster answers at '127.0.0.1:9'", "ray start --head")
+    for i in range(3):
+        assert not (tmp_path / f"c{i}" / "out").exists() and not (tmp_path / f"c{i}" / "store.sqlite").exists()

@@ -23,7 +23,7 @@ from unicomp.failpoints import failpoint
 
 # Columns added after the first release: (table, column, type). A store written before them is
 # migrated in place when opened (ALTER TABLE ADD COLUMN: old rows get NULL, nothing is rewritten).
-_ADDED_COLUMNS = (("runs", "owner", "TEXT"), ("runs", "error", "TEXT"))
+_ADDED_COLUMNS = (("runs", "owner", "TEXT"), ("runs", "error", "TEXT"), ("units", "schema_version", "INTEGER"))
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS units (
     model_json TEXT NOT NULL,
     environment_json TEXT NOT NULL,
     wall_seconds REAL NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    schema_version INTEGER
 );
 CREATE TABLE IF NOT EXISTS run_units (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -122,11 +123,13 @@ class Store:
             ) from None
 
     def _migrate(self) -> None:
+        """Bring a store written by an earlier release to this schema, in one transaction."""
         with self.conn:
             for table, column, kind in _ADDED_COLUMNS:
                 have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
                     self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            self.conn.execute("UPDATE units SET schema_version = 1 WHERE schema_version IS NULL")
 
     def close(self) -> None:
         self.conn.close()
@@ -171,14 +174,17 @@ class Store:
                           json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9])
 
     def save_unit(self, run_id: str, key: str, *, kind: str, model: dict[str, Any], result, environment: dict[str, Any],
-                  wall_seconds: float) -> None:
-        """Store a finished evaluation (a `TaskResult`) and its item records atomically."""
+                  wall_seconds: float, schema: int = 1) -> None:
+        """Store a finished unit (its record as a `TaskResult`) and its item records atomically.
+        `schema` is the version of the unit kind's record layout (NULL in stores from before it: 1)."""
         with self.conn:
             self.conn.execute(
-                "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO units (unit_key, kind, model_fingerprint, task, category, settings_json, "
+                "scores_json, stderr_json, n_items, data_json, model_json, environment_json, wall_seconds, created_at, "
+                "schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, kind, model["fingerprint"], result.task, result.category, json.dumps(result.settings, sort_keys=True),
                  json.dumps(result.scores), json.dumps(result.stderr), result.n_items, json.dumps(result.data),
-                 json.dumps(model), json.dumps(environment), wall_seconds, time.time()),
+                 json.dumps(model), json.dumps(environment), wall_seconds, time.time(), schema),
             )
             self.conn.execute("DELETE FROM records WHERE unit_key = ?", (key,))
             self.conn.executemany(

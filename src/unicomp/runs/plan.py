@@ -1,0 +1,144 @@
+"""A plan is the list of units a config or a command line asks for, in dependency order.
+
+`plan_experiment` (a run config), `plan_evaluation` (`unicomp eval`) and `plan_compression`
+(`unicomp compress`) build one; the executor runs it. `describe` says, without running anything,
+which units exist, their keys, which are stored and what each waits for (`unicomp plan`).
+Building a plan resolves the datasets (cheap, and the dataset revision is part of every key)
+and loads the base model once to fingerprint it; everything else waits for the executor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unicomp.runs.models import ModelPool, ModelRef
+from unicomp.runs.store import Store
+from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, Unit
+
+
+@dataclass
+class Plan:
+    units: list[Unit]
+    models: dict[str, ModelRef]  # label -> model ("base", variant names)
+    tasks: list[Any] = field(default_factory=list)  # (spec, docs, resolved) per task
+    keys: dict[str, str | None] = field(default_factory=dict)  # filled by the executor
+
+    def unit(self, name: str) -> Unit:
+        return next(u for u in self.units if u.name == name)
+
+
+def prepare_tasks(task_names: list[str], limit_for, *, data_dir, sources=None, strict_sources: bool = False,
+                  on_status=lambda s: None) -> list[tuple]:
+    """(spec, docs, resolved) per task: datasets resolved and validated before any model work."""
+    from unicomp.evaluate.runner import load_task_docs
+    from unicomp.evaluate.tasks import expand_task_names, get_task
+
+    prepared = []
+    for name in expand_task_names(task_names):
+        spec = get_task(name)
+        docs, resolved = load_task_docs(spec, limit_for(name), data_dir=data_dir, sources=sources,
+                                        strict_sources=strict_sources)
+        split_note = "" if resolved.split == resolved.requested_split else f" (fallback from {resolved.requested_split})"
+        on_status(f"{spec.name}: {resolved.dataset_id} {resolved.split}{split_note} from {resolved.source}")
+        prepared.append((spec, docs, resolved))
+    return prepared
+
+
+def _evaluate_units(model: ModelRef, prepared, *, limit_for, num_fewshot, batch_size, max_length, device,
+                    add_bos_token=None, needs: tuple[str, ...] = ()) -> list[EvaluateUnit]:
+    return [EvaluateUnit(name=f"evaluate {model.label} x {spec.name}", model=model, spec=spec, docs=docs, resolved=resolved,
+                         limit=limit_for(spec.name), num_fewshot=num_fewshot, batch_size=batch_size,
+                         max_length=max_length, add_bos_token=add_bos_token, needs=needs, device=device)
+            for spec, docs, resolved in prepared]
+
+
+def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
+    """Units of a run config: base evaluations; per variant compress (or a prebuilt model),
+    evaluations on the same items, and the distance to the base."""
+    from unicomp.evaluate.lm import resolve_max_length
+
+    prepared = prepare_tasks(cfg.evaluation.tasks, cfg.limit_for, data_dir=cfg.data_dir,
+                             strict_sources=cfg.strict_sources, on_status=on_status)
+    pool.pin(cfg.model)
+    base = pool.identify(ModelRef("base", spec=cfg.model))
+    loaded = pool.get(cfg.model)
+    max_length = resolve_max_length(loaded.model, loaded.tokenizer)
+    ev = cfg.evaluation
+    common = dict(limit_for=cfg.limit_for, num_fewshot=ev.num_fewshot, batch_size=ev.batch_size, max_length=max_length,
+                  device=cfg.device)
+    units: list[Unit] = list(_evaluate_units(base, prepared, **common))
+    models = {"base": base}
+    wikitext = None
+    if cfg.distance.enabled:
+        from unicomp.data.resolver import load_rows
+
+        wikitext = load_rows("Salesforce/wikitext", "wikitext-2-raw-v1", "test", data_dir=cfg.data_dir,
+                             strict=cfg.strict_sources)
+    for variant in cfg.variants:
+        needs: tuple[str, ...] = ()
+        if variant.model is not None:  # a prebuilt checkpoint: scored as it is
+            ref = pool.identify(ModelRef(variant.name, spec=variant.model))
+        else:
+            compress = CompressUnit(
+                name=f"compress {variant.name}", variant=variant.name, method=variant.method, options=variant.options,
+                storage=variant.storage, base=base, calibration=cfg.calibration_for(variant),
+                batch_size=cfg.compress_batch_size, calibration_dtype=cfg.calibration_dtype,
+                checkpoints=Path(cfg.output_dir) / "checkpoints", device=cfg.device)
+            units.append(compress)
+            needs = (compress.name,)
+            ref = ModelRef(variant.name, produced_by=compress.name)
+        models[variant.name] = ref
+        units.extend(_evaluate_units(ref, prepared, needs=needs, **common))
+        if wikitext is not None:
+            units.append(DistanceUnit(name=f"distance {variant.name} vs base", base=base, variant=ref, resolved=wikitext,
+                                      windows=cfg.distance.windows, seq_len=cfg.distance.seq_len, needs=needs))
+    return Plan(units, models, prepared)
+
+
+def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
+    """Units of `unicomp eval`: the model on each task."""
+    prepared = prepare_tasks(req.tasks, lambda name: req.limit, data_dir=req.data_dir, sources=req.data_sources,
+                             strict_sources=req.strict_sources, on_status=on_status)
+    on_status(f"loading model {req.model}")
+    model = pool.identify(ModelRef(req.model, spec=req.model))
+    loaded = pool.get(req.model)
+    on_status(f"model from {loaded.source} ({loaded.location})")
+    from unicomp.evaluate.lm import resolve_max_length
+
+    units = _evaluate_units(model, prepared, limit_for=lambda name: req.limit, num_fewshot=req.num_fewshot,
+                            batch_size=req.batch_size, max_length=resolve_max_length(loaded.model, loaded.tokenizer),
+                            device=req.device)
+    return Plan(list(units), {"model": model}, prepared)
+
+
+def plan_compression(req) -> Plan:
+    """The single unit of `unicomp compress`: a checkpoint in --out, not stored as a unit."""
+    from unicomp.config import CalibrationSettings
+
+    base = ModelRef("base", spec=req.model)
+    unit = CompressUnit(name=f"compress {req.method}", variant=req.method, method=req.method, options=req.options,
+                        storage=req.storage, base=base,
+                        calibration=CalibrationSettings(source=req.calibration, n_samples=req.n_samples,
+                                                        seq_len=req.seq_len, seed=req.seed),
+                        batch_size=req.batch_size, calibration_dtype=req.compute_dtype, out=Path(req.out),
+                        overwrite=req.overwrite, identify_output=False, device=req.device)
+    return Plan([unit], {"base": base})
+
+
+def describe(plan: Plan, store: Store | None) -> list[dict[str, Any]]:
+    """Every unit with its key (None while it depends on an unfinished unit), whether it is stored,
+    and the units it waits for. Nothing runs: dependencies are bound from stored records only."""
+    done: dict[str, Any] = {}
+    rows = []
+    for unit in plan.units:
+        unit.bind(done)
+        key = unit.key()
+        stored = store.find_unit(key) if store is not None and key is not None else None
+        is_stored = stored is not None and unit.reusable(stored)
+        if is_stored:
+            done[unit.name] = unit.from_stored(stored)
+        rows.append({"unit": unit.name, "kind": unit.kind, "key": key, "stored": is_stored,
+                     "waits_for": [n for n in unit.needs if n not in done]})
+    return rows

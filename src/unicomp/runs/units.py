@@ -1,0 +1,321 @@
+"""The kinds of work a run is made of. A unit holds its inputs, knows its content key (everything
+that determines its result), runs, and turns its result into a typed record and back.
+
+Keys are content hashes, so a unit whose key is in the store is reused instead of recomputed. A
+unit's key may depend on another unit's result (a variant's evaluation is keyed by the
+fingerprint of the checkpoint its compress unit wrote): `bind` fills such inputs from finished
+dependencies, and until then `key()` is None. Keys are computed exactly as before units existed,
+so stores written earlier are reused.
+
+Unit kinds: evaluate (a model on a task), compress (a method on the base -> checkpoint),
+distance (a variant's next-token distributions against the base's). Later tracks add theirs
+here (profile, judge, train).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from unicomp.runs.models import ModelPool, ModelRef
+from unicomp.runs.store import Store, StoredUnit, unit_key
+
+
+@dataclass
+class UnitContext:
+    """What a running unit may use: loaded models, progress bars, status lines, the data mirror."""
+
+    pool: ModelPool
+    progress: Callable[[str, int], Any]
+    status: Callable[[str], None] = lambda s: None
+    data_dir: str | None = None
+    _lms: dict[tuple[str, int, int], Any] = field(default_factory=dict)
+
+    def language_model(self, spec: str, batch_size: int, max_length: int | None):
+        from unicomp.evaluate.lm import LanguageModel
+
+        loaded = self.pool.get(spec)
+        cache_key = (spec, batch_size, max_length or 0)
+        lm = self._lms.get(cache_key)
+        if lm is None or lm.model is not loaded.model:
+            lm = LanguageModel(loaded.model, loaded.tokenizer, batch_size=batch_size, max_length=max_length)
+            self._lms = {cache_key: lm}  # one at a time: a released model must not stay referenced
+        return lm
+
+
+class Unit(ABC):
+    kind: ClassVar[str]
+    schema: ClassVar[int] = 1  # of this kind's record; stored with every unit
+
+    name: str  # unique in a plan, human-readable: "evaluate base x arc_easy"
+    needs: tuple[str, ...] = ()  # names of the units this one waits for
+
+    def bind(self, done: dict[str, Any]) -> None:
+        """Take inputs from the records of finished dependencies (default: none needed)."""
+
+    @abstractmethod
+    def key(self) -> str | None:
+        """The content key, or None while an input is still unknown."""
+
+    def reusable(self, stored: StoredUnit) -> bool:
+        """Whether the stored unit with this key can stand for a fresh run."""
+        return True
+
+    @abstractmethod
+    def run(self, ctx: UnitContext) -> Any:
+        """Compute the record."""
+
+    @abstractmethod
+    def commit(self, store: Store, run_id: str, key: str, record: Any, environment: dict, wall_seconds: float) -> None:
+        """Store the record (one transaction)."""
+
+    @abstractmethod
+    def from_stored(self, stored: StoredUnit) -> Any:
+        """The record of a reused unit."""
+
+    def estimate(self) -> dict[str, float]:
+        """Resources to ask a cluster for (CPUs; GPUs when the unit runs on CUDA)."""
+        return {"num_cpus": 1}
+
+
+# ------------------------------------------------------------------------------------ evaluate
+@dataclass
+class EvaluateRecord:
+    result: Any  # TaskResult
+    model: dict[str, Any]
+
+
+@dataclass
+class EvaluateUnit(Unit):
+    kind: ClassVar[str] = "evaluate"
+    name: str
+    model: ModelRef
+    spec: Any  # TaskSpec
+    docs: list[dict]
+    resolved: Any  # ResolvedDataset
+    limit: int | None
+    num_fewshot: int | None
+    batch_size: int
+    max_length: int | None
+    add_bos_token: bool | None = None
+    needs: tuple[str, ...] = ()
+    device: str = "cpu"
+
+    def bind(self, done: dict[str, Any]) -> None:
+        _bind_model(self.model, done)
+
+    def settings(self) -> dict[str, Any]:
+        from unicomp.evaluate.runner import task_settings
+
+        return task_settings(self.spec, self.limit, self.num_fewshot, self.max_length or 0, self.add_bos_token)
+
+    def key(self) -> str | None:
+        if self.model.fingerprint is None or self.max_length is None:
+            return None
+        return unit_key("evaluate", self.model.fingerprint, self.spec.name, self.settings(), self.resolved.revision)
+
+    def run(self, ctx: UnitContext) -> EvaluateRecord:
+        from unicomp.evaluate.runner import evaluate_task
+
+        ctx.pool.identify(self.model)
+        lm = ctx.language_model(self.model.spec, self.batch_size, self.max_length)
+        with ctx.progress(f"{self.model.label} x {self.spec.name}", len(self.docs)) as advance:
+            result = evaluate_task(lm, self.spec, self.docs, self.resolved, limit=self.limit,
+                                   num_fewshot=self.num_fewshot, progress=advance)
+        return EvaluateRecord(result, self.model.record)
+
+    def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
+        store.save_unit(run_id, key, kind=self.kind, model=record.model, result=record.result, environment=environment,
+                        wall_seconds=wall_seconds, schema=self.schema)
+
+    def from_stored(self, stored: StoredUnit) -> StoredUnit:
+        return stored
+
+    def estimate(self) -> dict[str, float]:
+        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+
+
+# ------------------------------------------------------------------------------------ compress
+@dataclass
+class CompressRecord:
+    checkpoint: str
+    variant_fingerprint: str | None
+    variant_record: dict[str, Any] | None
+    report: dict[str, Any]
+    sizes: dict[str, Any]
+    manifest: dict[str, Any] | None = None
+
+
+@dataclass
+class CompressUnit(Unit):
+    """A method applied to the base, saved as a checkpoint folder. In a run the folder is named by
+    the key under output_dir/checkpoints; for `unicomp compress` it is --out."""
+
+    kind: ClassVar[str] = "compress"
+    name: str
+    variant: str
+    method: str
+    options: dict[str, Any]
+    storage: str
+    base: ModelRef
+    calibration: Any  # CalibrationSettings
+    batch_size: int
+    calibration_dtype: str | None
+    checkpoints: Path | None = None  # run: folder of checkpoints, named by key
+    out: Path | None = None  # compress command: the folder the user named
+    overwrite: bool = True
+    identify_output: bool = True  # load the saved checkpoint back to fingerprint it (runs)
+    needs: tuple[str, ...] = ()
+    device: str = "cpu"
+
+    def settings(self) -> dict[str, Any]:
+        from unicomp.compress.checkpoint import planned_storage
+        from unicomp.compress.registry import make_method
+
+        settings = {"method": self.method, "options": self.options,
+                    "storage": planned_storage(self.storage, make_method(self.method, self.options)),
+                    "calibration": self.calibration.model_dump(), "batch_size": self.batch_size}
+        if self.calibration_dtype:
+            settings["calibration_dtype"] = self.calibration_dtype
+        return settings
+
+    def key(self) -> str | None:
+        if self.base.fingerprint is None:
+            return None
+        return unit_key("compress", self.base.fingerprint, self.method, self.settings(), "")
+
+    def folder(self) -> Path | None:
+        if self.out is not None:
+            return self.out
+        key = self.key()
+        return None if key is None or self.checkpoints is None else self.checkpoints / f"{self.variant}-{key[:10]}"
+
+    def reusable(self, stored: StoredUnit) -> bool:
+        from unicomp.compress.checkpoint import read_manifest
+
+        folder = self.folder()
+        return folder is not None and read_manifest(folder) is not None  # the checkpoint itself must still be there
+
+    def run(self, ctx: UnitContext) -> CompressRecord:
+        from unicomp.compress.apply import compress_model
+        from unicomp.compress.checkpoint import check_storage, save_compressed
+        from unicomp.compress.registry import make_method
+        from unicomp.models.anatomy import decoder_layers
+
+        method = make_method(self.method, self.options)
+        check_storage(self.storage, method)
+        fresh = ctx.pool.fresh(self.base.spec)  # methods change weights in place
+        ctx.status(f"model from {fresh.source} ({fresh.location})")
+        calibration = None
+        if method.needs_calibration:
+            from unicomp.data.calibration import CalibrationConfig, build_calibration
+            from unicomp.evaluate.tasks.language_modelling import EVALUATION_TEXT
+
+            options = {k: v for k, v in self.calibration.model_dump().items() if v is not None}
+            calibration = build_calibration(CalibrationConfig(**options), fresh.tokenizer, forbidden=EVALUATION_TEXT,
+                                            data_dir=ctx.data_dir)
+            ctx.status(f"calibration: {len(calibration.samples)} samples, {calibration.record.get('total_tokens')} tokens")
+        label = f"compress {self.variant} (layers)" if self.checkpoints is not None else f"{self.method} layers"
+        with ctx.progress(label, len(decoder_layers(fresh.model))) as advance:
+            report = compress_model(fresh.model, method, calibration, batch_size=self.batch_size,
+                                    progress=lambda stage, done, total: advance(1), compute_dtype=self.calibration_dtype)
+        folder = self.folder()
+        manifest = save_compressed(fresh.model, fresh.tokenizer, folder, report, base=fresh.record(),
+                                   storage=self.storage, overwrite=self.overwrite)
+        del fresh
+        fingerprint = record = None
+        if self.identify_output:  # the fingerprint of what evaluation will load, after the save/load round trip
+            loaded = ctx.pool.get(str(folder))
+            fingerprint, record = loaded.fingerprint, loaded.record()
+        return CompressRecord(str(folder), fingerprint, record, report.to_dict(), manifest["sizes"], manifest)
+
+    def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
+        from unicomp.evaluate.runner import TaskResult
+
+        summary = record.report["summary"]
+        result = TaskResult(self.variant, "compression", {k: v for k, v in summary.items() if isinstance(v, (int, float))},
+                            {}, 0, [], {"checkpoint": record.checkpoint, "variant_fingerprint": record.variant_fingerprint,
+                                        "variant_record": record.variant_record, "report": record.report,
+                                        "sizes": record.sizes}, self.settings())
+        store.save_unit(run_id, key, kind=self.kind, model=self.base.record, result=result, environment=environment,
+                        wall_seconds=wall_seconds, schema=self.schema)
+
+    def from_stored(self, stored: StoredUnit) -> CompressRecord:
+        d = stored.data
+        return CompressRecord(str(self.folder()), d["variant_fingerprint"], d["variant_record"], d["report"], d["sizes"])
+
+    def estimate(self) -> dict[str, float]:
+        return {"num_gpus": 1} if self.device.startswith("cuda") else {"num_cpus": 1}
+
+
+# ------------------------------------------------------------------------------------ distance
+@dataclass
+class DistanceUnit(Unit):
+    """KL(P_base || P_variant) and top-1 agreement on WikiText-2 windows; skipped, with the reason
+    recorded, when the two tokenizers differ (positions would not line up)."""
+
+    kind: ClassVar[str] = "distance"
+    name: str
+    base: ModelRef
+    variant: ModelRef
+    resolved: Any  # ResolvedDataset of WikiText-2 test
+    windows: int
+    seq_len: int
+    needs: tuple[str, ...] = ()
+
+    def bind(self, done: dict[str, Any]) -> None:
+        _bind_model(self.variant, done)
+
+    def settings(self) -> dict[str, Any]:
+        return {"windows": self.windows, "seq_len": self.seq_len, "base": self.base.fingerprint}
+
+    def key(self) -> str | None:
+        if self.base.fingerprint is None or self.variant.fingerprint is None:
+            return None
+        return unit_key("distance", self.variant.fingerprint, "wikitext_kl", self.settings(), self.resolved.revision)
+
+    def run(self, ctx: UnitContext):
+        from unicomp.evaluate.distance import distribution_distance, token_windows
+        from unicomp.evaluate.runner import ItemRecord, TaskResult
+
+        b = ctx.pool.get(self.base.spec)
+        v = ctx.pool.get(self.variant.spec)
+        ctx.pool.identify(self.variant)
+        if b.tokenizer.get_vocab() != v.tokenizer.get_vocab():
+            reason = (f"tokenizers differ ({len(b.tokenizer)} vs {len(v.tokenizer)} tokens): next-token distributions "
+                      "cannot be compared position by position")
+            return TaskResult("wikitext_kl", "distance", {}, {}, 0, [], {**self.resolved.record(), "skipped": reason},
+                              self.settings())
+        text = "\n\n".join(r["text"] for r in self.resolved.rows)
+        windows = token_windows(b.tokenizer, text, self.seq_len, self.windows)
+        with ctx.progress(f"{self.variant.label} distance to base", len(windows)) as advance:
+            dist = distribution_distance(b.model, v.model, windows, progress=advance)
+        records = [ItemRecord(str(i), "", None, None, None, None, None, {"kl_mean": kl})
+                   for i, kl in enumerate(dist.per_window_kl)]
+        return TaskResult("wikitext_kl", "distance", dist.scores(), {}, len(records), records, self.resolved.record(),
+                          self.settings())
+
+    def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
+        store.save_unit(run_id, key, kind=self.kind, model=self.variant.record, result=record, environment=environment,
+                        wall_seconds=wall_seconds, schema=self.schema)
+
+    def from_stored(self, stored: StoredUnit) -> StoredUnit:
+        return stored
+
+
+def _bind_model(ref: ModelRef, done: dict[str, Any]) -> None:
+    """A variant's model is the checkpoint its compress unit wrote."""
+    if ref.produced_by is None or ref.produced_by not in done:
+        return
+    produced: CompressRecord = done[ref.produced_by]
+    ref.spec, ref.fingerprint, ref.record = produced.checkpoint, produced.variant_fingerprint, produced.variant_record
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
