@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/tiny_models.py
 
 MIRROR = Path(os.environ.get("UNICOMP_DATA_DIR") or ROOT.parent / "shared" / "data").resolve()
-os.environ.setdefault("UNICOMP_DATA_DIR", str(MIRROR))
+# Absolute: the README's command passes ../shared/data, and subprocesses run in other folders.
+os.environ["UNICOMP_DATA_DIR"] = str(MIRROR)
 
 
 @pytest.fixture(scope="session")

@@ -224,3 +224,17 @@ def test_compress_gptq_then_evaluate_the_packed_checkpoint(tmp_path):
                      "--store", str(tmp_path / "s.sqlite"), "--output", str(tmp_path / "r.json"))
     assert scored.returncode == 0, scored.stderr
     assert "arc_easy" in scored.stdout
+
+
+@pytest.mark.slow
+def test_plan_of_the_quickstart_lists_its_28_units_without_running_anything(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    proc = unicomp("plan", str(root / "configs" / "quickstart.yaml"), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    units = json.loads(proc.stdout)["units"]
+    assert len(units) == 28 and not any(u["stored"] for u in units)
+    kinds = [u["kind"] for u in units]
+    assert kinds.count("evaluate") == 20 and kinds.count("compress") == 4 and kinds.count("distance") == 4
+    waiting = [u for u in units if u["waits_for"]]
+    assert len(waiting) == 4 * 5 and all(u["key"] is None for u in waiting)  # keyed by checkpoints not yet made
+    assert list(tmp_path.iterdir()) == []  # nothing written: no store, no checkpoint

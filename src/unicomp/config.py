@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from unicomp.data.calibration import CalibrationConfig
 from unicomp.errors import UnicompError
 from unicomp.outputs import name_problem
 
@@ -41,16 +42,9 @@ class DistanceSettings(_Strict):
     seq_len: int = Field(512, gt=1)
 
 
-class CalibrationSettings(_Strict):
-    source: str = "c4"
-    n_samples: int = Field(128, gt=0)
-    seq_len: int = Field(512, gt=0)
-    seed: int = 0
-    dataset: str | None = None
-    config: str | None = None
-    split: str = "train"
-    field: str = "text"
-    chat_template: bool | None = None
+# One calibration settings class for configs, the compress command and the builder (every field is
+# recorded with the set and is part of a compress unit's key).
+CalibrationSettings = CalibrationConfig
 
 
 def _safe_name(value: str) -> str:

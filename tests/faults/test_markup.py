@@ -17,7 +17,7 @@ def test_brackets_in_a_model_path_are_reported_exactly(tmp_path, tiny_model):
     shutil.copytree(tiny_model, folder)
     proc = unicomp("eval", "-m", "out/[v2]/ckpt", "-t", "arc_easy", "--limit", "2", "--store", "s.sqlite", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "model: out/[v2]/ckpt from local" in proc.stdout
+    assert "model: out/[v2]/ckpt from local" in proc.stdout and "fallback" not in proc.stderr
     assert str(folder) in proc.stderr  # the status line with the resolved location
     missing = unicomp("eval", "-m", "out/[red]missing[/red]", "-t", "arc_easy", "--store", "s.sqlite", cwd=tmp_path)
     assert_one_line_error(missing, "out/[red]missing[/red]")

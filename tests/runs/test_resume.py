@@ -1,4 +1,6 @@
-"""A killed `unicomp run` resumes: a real subprocess is killed between units, then re-run."""
+"""A killed `unicomp run` resumes: a real subprocess is killed between units, and inside a unit of
+each kind at named points (unicomp/failpoints.py), then re-run: nothing lost, nothing
+duplicated, and the report equals an uninterrupted run's."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tiny_models import tiny_llama, tiny_tokenizer
 
@@ -34,6 +38,15 @@ def write_config(tmp: Path, tag: str, model_dir: Path) -> Path:
     path = tmp / f"{tag}.yaml"
     path.write_text(CONFIG.format(model=model_dir, store=tmp / tag / "s.sqlite", out=tmp / tag / "out"))
     return path
+
+
+def run(config: Path, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("UNICOMP_FAILPOINT", None)
+    if failpoint:
+        env["UNICOMP_FAILPOINT"] = failpoint
+    return subprocess.run([sys.executable, "-m", "unicomp", "run", str(config)], capture_output=True, text=True, env=env,
+                          timeout=900)
 
 
 def start(config: Path) -> subprocess.Popen:
@@ -92,3 +105,43 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
                            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=900)
     assert fresh.returncode == 0, fresh.stderr
     assert report_rows(tmp_path, "killed") == report_rows(tmp_path, "fresh")
+
+
+# Inside a unit of each kind: compress (wanda's first layer done), evaluate (magnitude x piqa
+# scored, not stored), the store transaction of the magnitude compress unit (open, not
+# committed), a checkpoint fully staged but not moved into place (wanda), a distance unit
+# between its windows.
+KILL_POINTS = ["compress.layer:SIGKILL:3", "evaluate.scored:SIGKILL:4", "store.commit:SIGKILL:3",
+               "save.staged:SIGKILL:2", "distance.window:SIGKILL:1"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    model_dir = tmp / "tiny-model"
+    tiny_llama().save_pretrained(model_dir)
+    tiny_tokenizer().save_pretrained(model_dir)
+    done = run(write_config(tmp, "fresh", model_dir))
+    assert done.returncode == 0, done.stderr
+    return model_dir, report_rows(tmp, "fresh")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("failpoint", KILL_POINTS)
+def test_killed_inside_a_unit_of_each_kind_resumes_to_the_same_report(tmp_path, uninterrupted, failpoint):
+    model_dir, expected = uninterrupted
+    config = write_config(tmp_path, "killed", model_dir)
+    killed = run(config, failpoint)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    store = tmp_path / "killed" / "s.sqlite"
+    kept = units(store)
+    resumed = run(config)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stderr.count("(reused from the store)") == kept  # every unit finished before the kill
+    assert units(store) == 10  # 2 tasks x 3 models + 2 compressions + 2 distances, each once
+    con = sqlite3.connect(store)
+    assert con.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 2 * 6 * 3 + 2 * 2
+    assert [r[0] for r in con.execute("SELECT status FROM runs ORDER BY created_at")] == ["interrupted", "finished"]
+    assert report_rows(tmp_path, "killed") == expected
+    checkpoints = tmp_path / "killed" / "out" / "checkpoints"
+    assert not [p for p in checkpoints.iterdir() if p.name.startswith(".unicomp-")]  # leftovers cleaned

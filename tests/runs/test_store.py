@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sqlite3
 
 import pytest
@@ -103,3 +104,42 @@ def test_a_running_run_whose_process_died_reads_as_interrupted(tmp_path):
     store = Store(path)
     [listed] = store.list_runs()
     assert listed["run_id"] == run and listed["status"] == "interrupted" and "killed" in listed["error"]
+
+
+def test_a_store_written_by_the_previous_release_is_reused_by_a_run(tmp_path):
+    """tests/runs/data/store-485e510.sql is the SQL dump of the store that release 485e510 (before
+    units, run owners and schema versions) wrote for a tiny run: evaluate base x arc_easy, compress
+    magnitude-50, evaluate magnitude-50 x arc_easy, distance. Today's code migrates it in place and
+    reuses every unit whose result it still has; only the compression re-runs, because its
+    checkpoint folder is not part of the dump, and it reproduces the same weights."""
+    import yaml
+
+    from tiny_models import tiny_llama, tiny_tokenizer
+    from unicomp.config import load_config
+    from unicomp.runs.experiment import run_experiment
+
+    path = tmp_path / "old.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript((Path(__file__).parent / "data" / "store-485e510.sql").read_text())
+    con.close()
+    old = {k: (kind, json.loads(s)) for k, kind, s in
+           sqlite3.connect(path).execute("SELECT unit_key, kind, scores_json FROM units")}
+    base = tmp_path / "tiny"
+    tiny_llama().save_pretrained(base)
+    tiny_tokenizer().save_pretrained(base)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "fixture", "model": str(base), "store": str(path), "output_dir": str(tmp_path / "out"),
+        "evaluation": {"tasks": ["arc_easy"], "limit": 4, "batch_size": 4},
+        "calibration": {"source": "c4", "n_samples": 4, "seq_len": 32, "seed": 0},
+        "distance": {"windows": 2, "seq_len": 32},
+        "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}))
+    result = run_experiment(load_config(config))
+    units = {u["unit_key"]: u for u in result["export"]["units"]}
+    assert set(units) == set(old)  # the same four keys
+    reused = {old[k][0] for k, u in units.items() if u["reused"]}
+    assert reused == {"evaluate", "distance"} and sum(u["reused"] for u in units.values()) == 3
+    for key, (kind, scores) in old.items():
+        assert units[key]["scores"] == scores
+    versions = sqlite3.connect(path).execute("SELECT DISTINCT schema_version FROM units").fetchall()
+    assert versions == [(1,)]  # migrated in place

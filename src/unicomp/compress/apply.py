@@ -10,6 +10,7 @@ from unicomp.compress.sequential import run_sequential
 from unicomp.errors import UnicompError
 from unicomp.failpoints import failpoint
 from unicomp.models.anatomy import anatomy_of
+from unicomp.models.options import torch_dtype
 
 
 def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, batch_size: int = 8,
@@ -59,10 +60,11 @@ def _with_failpoint(progress: Progress | None) -> Progress:
 
 
 def _dtype(name: str | None) -> torch.dtype | None:
+    """The autocast dtype of the calibration passes: None keeps the model's (fp32 needs no autocast)."""
     if name in (None, "", "model"):
         return None
-    table = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16,
-             "float32": None, "fp32": None}
-    if name not in table:
-        raise UnicompError(f"unknown calibration compute dtype {name!r}", "use float32 (default) or bfloat16")
-    return table[name]
+    try:
+        dtype = torch_dtype(name)  # the one dtype table (models/options.py)
+    except UnicompError:
+        raise UnicompError(f"unknown calibration compute dtype {name!r}", "use float32 (default) or bfloat16") from None
+    return None if dtype == torch.float32 else dtype

@@ -1,9 +1,8 @@
 """Save a compressed model as a normal transformers folder plus `unicomp.json`.
 
-Storages: `dense` (float weights as the model holds them), `sparse-bitmask` (pruned weights,
-see sparse_storage.py) and the compressed-tensors quantized layouts vLLM serves:
-`compressed-tensors` (picks the format from the weights), or explicitly `pack-quantized`
-(weight-only) / `int-quantized` (W8A8); see quant/ct_format.py.
+Storages come from one registry (compress/storage.py): `dense`, `sparse-bitmask` and the
+compressed-tensors quantized layouts vLLM serves (`compressed-tensors`, `pack-quantized`,
+`int-quantized`); `auto` picks compressed-tensors for quantized models and dense otherwise.
 
 `unicomp.json` says what was done (method, config, calibration record, per-layer stats,
 wall time, peak memory, versions, base model provenance) so a checkpoint explains itself.
@@ -20,42 +19,25 @@ from typing import Any
 
 import torch
 
+from unicomp.compress import storage as storage_registry
 from unicomp.compress.base import CompressionReport
 from unicomp.compress.quant import ct_format
-from unicomp.compress.sparse_storage import FORMAT as SPARSE_BITMASK
-from unicomp.compress.sparse_storage import save_sparse_bitmask
+from unicomp.compress.storage import AUTO
 from unicomp.errors import UnicompError
 from unicomp.finite import check_finite_model
 from unicomp.outputs import MANIFEST, check_output_folder, staged_folder
 from unicomp.runs.environment import environment
 
-AUTO = "auto"  # compressed-tensors for quantized models, dense otherwise
-STORAGES = (AUTO, "dense", SPARSE_BITMASK, *ct_format.STORAGES)
-QUANTIZED_STORAGES = ct_format.STORAGES
+STORAGES = storage_registry.NAMES  # auto, then every registered storage
 
 
 def check_storage(storage: str, method: Any) -> None:
     """Refuse, before any compression work, a storage that cannot hold what `method` produces."""
     if storage not in STORAGES:
         raise UnicompError(f"unknown storage {storage!r}", f"use one of {', '.join(STORAGES)}")
-    quantizes = getattr(method, "family", "") == "quantization"
-    if storage == SPARSE_BITMASK and quantizes:
-        raise UnicompError(f"{storage} stores pruned float weights, but {method.name} quantizes",
-                           "use --storage auto (compressed-tensors) or dense")
-    if storage in QUANTIZED_STORAGES and not quantizes:
-        raise UnicompError(f"{storage} stores quantized integer weights, but {method.name} does not quantize",
-                           "use --storage auto, dense or sparse-bitmask")
-    config = getattr(method, "config", None)
-    if storage in QUANTIZED_STORAGES and getattr(config, "actorder", False) and getattr(config, "static_groups", True) is False:
-        raise UnicompError("compressed-tensors cannot hold GPTQ groups scattered by act-order (static_groups: false)",
-                           "keep static_groups true (the default) or use --storage dense")
-    activations = bool(getattr(method, "quantizes_activations", False))
-    if storage == ct_format.PACK_QUANTIZED and activations:
-        raise UnicompError(f"{storage} holds weight-only quantization, but {method.name} also quantizes activations (W8A8)",
-                           f"use --storage {ct_format.INT_QUANTIZED} (or auto)")
-    if storage == ct_format.INT_QUANTIZED and quantizes and not activations:
-        raise UnicompError(f"{storage} holds W8A8 (int8 weights and activations), but {method.name} is weight-only",
-                           f"use --storage {ct_format.PACK_QUANTIZED} (or auto)")
+    refusal = storage_registry.STORAGES[storage].refuses(method) if storage != AUTO else None
+    if refusal:
+        raise UnicompError(*refusal)
 
 
 def planned_storage(storage: str, method: Any) -> str:
@@ -101,22 +83,17 @@ def save_compressed(model: torch.nn.Module, tokenizer, out: str | Path, report: 
                        "the compression diverged: try fp32 calibration passes, more calibration samples or a milder "
                        "setting; nothing was saved")
     storage = resolve_storage(storage, model)
-    plan = ct_format.plan_export(model, storage) if storage in ct_format.STORAGES else None  # refuse before writing
-    if storage == SPARSE_BITMASK and ct_format.has_quantized_linears(model):
-        raise UnicompError("sparse-bitmask stores pruned float weights, but this model is quantized",
-                           "use --storage compressed-tensors (or dense)")
-    if storage == SPARSE_BITMASK and report.summary.get("sparsity") is None:
-        raise UnicompError(f"{report.method} output is not sparse", "use --storage dense for this method")
+    chosen = storage_registry.STORAGES[storage]
+    refusal = chosen.refuses_model(model)
+    if refusal:
+        raise UnicompError(*refusal)
+    prepared = chosen.prepare(model)  # refuse before writing
     with staged_folder(final, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         dense_bytes = folder_bytes(tmp)
-        if storage == SPARSE_BITMASK:
-            targets = [name.removesuffix(".weight") for name in report.per_layer]
-            pattern = report.config.get("pattern", "unstructured")
-            save_sparse_bitmask(model, tmp, targets, pattern, float(report.summary.get("sparsity", 0.0)))
-        if plan is not None:
-            ct_format.write_compressed_tensors(model, tmp, plan)
+        if chosen.write is not None:
+            chosen.write(model, tmp, report, prepared)
         manifest = {
             "format_version": 1,
             "method": report.method,

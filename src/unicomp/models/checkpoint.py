@@ -115,15 +115,12 @@ def load_checkpoint(
     common = dict(revision=revision, trust_remote_code=trust_remote_code,
                   local_files_only=local_files_only)
     try:
-        from unicomp.compress import sparse_storage
-        from unicomp.compress.quant import ct_format
+        from unicomp.compress.storage import loader_for
 
         folder = Path(str(where))
-        if folder.is_dir() and sparse_storage.is_sparse_bitmask(folder):
-            model = sparse_storage.load_sparse_bitmask(folder, torch_dtype(dtype))
-        elif folder.is_dir() and ct_format.is_quantized_folder(folder):
-            # int weight grids (pack-/int-quantized): linears get QuantizedWeight, then packed kernels
-            model = ct_format.load_quantized(folder, torch_dtype(dtype))
+        loader = loader_for(folder) if folder.is_dir() else None  # unicomp's compressed storages
+        if loader is not None:
+            model = loader(folder, torch_dtype(dtype))
         else:
             model = AutoModelForCausalLM.from_pretrained(
                 str(where), use_safetensors=True, dtype=torch_dtype(dtype), **common

@@ -18,6 +18,30 @@ from unicomp.runs.units import UnitContext, timed
 Status = Callable[[str], None]
 
 
+def reuse(unit, plan: Plan, done: dict[str, Any], store: Store | None, run_id: str | None) -> bool:
+    """Bind the unit to its finished dependencies; if its key is stored (and still usable), link
+    the stored unit to this run and take its record. Shared by every executor."""
+    unit.bind(done)
+    key = unit.key()
+    stored = store.find_unit(key) if store is not None and key is not None else None
+    if stored is None or not unit.reusable(stored):
+        return False
+    store.link_unit(run_id, key)
+    done[unit.name] = unit.from_stored(stored)
+    plan.keys[unit.name] = key
+    return True
+
+
+def finish(unit, plan: Plan, done: dict[str, Any], store: Store | None, run_id: str | None, record: Any,
+           environment: dict[str, Any], seconds: float) -> None:
+    """Commit a unit that ran (one transaction) and hand its record to its dependents."""
+    key = unit.key()  # a compress unit for `unicomp compress` has a key but no store
+    if store is not None and key is not None:
+        unit.commit(store, run_id, key, record, environment, seconds)
+    done[unit.name] = record
+    plan.keys[unit.name] = key
+
+
 class LocalExecutor:
     name = "local"
 
@@ -27,20 +51,10 @@ class LocalExecutor:
         done: dict[str, Any] = {}
         total = len(plan.units)
         for index, unit in enumerate(plan.units, start=1):
-            unit.bind(done)
-            key = unit.key()
-            stored = store.find_unit(key) if store is not None and key is not None else None
-            if stored is not None and unit.reusable(stored):
-                store.link_unit(run_id, key)
-                done[unit.name] = unit.from_stored(stored)
-                plan.keys[unit.name] = key
+            if reuse(unit, plan, done, store, run_id):
                 ctx.status(f"[{index}/{total}] {unit.name} (reused from the store)")
                 continue
             record, seconds = timed(lambda: unit.run(ctx))
-            key = unit.key()  # known now for every kind (a compress unit for `unicomp compress` has none)
-            if store is not None and key is not None:
-                unit.commit(store, run_id, key, record, environment, seconds)
-            done[unit.name] = record
-            plan.keys[unit.name] = key
+            finish(unit, plan, done, store, run_id, record, environment, seconds)
             ctx.status(f"[{index}/{total}] {unit.name}")
         return done

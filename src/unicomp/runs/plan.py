@@ -115,13 +115,13 @@ def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
 
 def plan_compression(req) -> Plan:
     """The single unit of `unicomp compress`: a checkpoint in --out, not stored as a unit."""
-    from unicomp.config import CalibrationSettings
+    from unicomp.compress.runner import calibration_config
 
     base = ModelRef("base", spec=req.model)
     unit = CompressUnit(name=f"compress {req.method}", variant=req.method, method=req.method, options=req.options,
                         storage=req.storage, base=base,
-                        calibration=CalibrationSettings(source=req.calibration, n_samples=req.n_samples,
-                                                        seq_len=req.seq_len, seed=req.seed),
+                        calibration=calibration_config(req.calibration if req.calibration not in ("", "none") else "c4",
+                                                       req.n_samples, req.seq_len, req.seed),  # unused by data-free methods
                         batch_size=req.batch_size, calibration_dtype=req.compute_dtype, out=Path(req.out),
                         overwrite=req.overwrite, identify_output=False, device=req.device)
     return Plan([unit], {"base": base})

@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from unicomp.errors import UnicompError
+from unicomp.runs.executor import finish, reuse
 from unicomp.runs.plan import Plan
 from unicomp.runs.store import Store
 from unicomp.runs.units import UnitContext
@@ -87,13 +88,7 @@ class RayExecutor:
         while pending or running:
             for unit in [u for u in pending if all(n in done for n in u.needs)]:
                 pending.remove(unit)
-                unit.bind(done)
-                key = unit.key()
-                stored = store.find_unit(key) if store is not None and key is not None else None
-                if stored is not None and unit.reusable(stored):
-                    store.link_unit(run_id, key)
-                    done[unit.name] = unit.from_stored(stored)
-                    plan.keys[unit.name] = key
+                if reuse(unit, plan, done, store, run_id):
                     finished += 1
                     ctx.status(f"[{finished}/{total}] {unit.name} (reused from the store)")
                     continue
@@ -104,11 +99,7 @@ class RayExecutor:
             for ref in ready:
                 unit = running.pop(ref)
                 record, seconds = ray.get(ref)
-                unit_key = unit.key()  # bound before submission: every input is known here
-                if store is not None and unit_key is not None:
-                    unit.commit(store, run_id, unit_key, record, environment, seconds)
-                done[unit.name] = record
-                plan.keys[unit.name] = unit_key
+                finish(unit, plan, done, store, run_id, record, environment, seconds)  # bound before submission
                 finished += 1
                 ctx.status(f"[{finished}/{total}] {unit.name} (on Ray)")
         return done

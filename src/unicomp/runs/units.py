@@ -162,7 +162,7 @@ class CompressUnit(Unit):
     options: dict[str, Any]
     storage: str
     base: ModelRef
-    calibration: Any  # CalibrationSettings
+    calibration: Any  # data.calibration.CalibrationConfig
     batch_size: int
     calibration_dtype: str | None
     checkpoints: Path | None = None  # run: folder of checkpoints, named by key
@@ -212,11 +212,10 @@ class CompressUnit(Unit):
         ctx.status(f"model from {fresh.source} ({fresh.location})")
         calibration = None
         if method.needs_calibration:
-            from unicomp.data.calibration import CalibrationConfig, build_calibration
+            from unicomp.data.calibration import build_calibration
             from unicomp.evaluate.tasks.language_modelling import EVALUATION_TEXT
 
-            options = {k: v for k, v in self.calibration.model_dump().items() if v is not None}
-            calibration = build_calibration(CalibrationConfig(**options), fresh.tokenizer, forbidden=EVALUATION_TEXT,
+            calibration = build_calibration(self.calibration, fresh.tokenizer, forbidden=EVALUATION_TEXT,
                                             data_dir=ctx.data_dir)
             ctx.status(f"calibration: {len(calibration.samples)} samples, {calibration.record.get('total_tokens')} tokens")
         label = f"compress {self.variant} (layers)" if self.checkpoints is not None else f"{self.method} layers"

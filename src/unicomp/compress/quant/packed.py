@@ -54,6 +54,7 @@ from torch import nn
 
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
 from unicomp.errors import UnicompError
+from unicomp.models.options import torch_dtype
 
 PER_TOKEN = "int8-per-token"
 INT4_GROUP_SIZES = (256, 128, 64, 32)  # what the int4 kernels accept, largest first
@@ -61,8 +62,6 @@ INT4_CPU_N_MULTIPLE = 16
 INT4_CUDA_N_MULTIPLE = 8
 INT8_BF16_K_MULTIPLE = 16
 CPU_KERNEL_DTYPES = (torch.float32, torch.bfloat16)
-_COMPUTE_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float32": torch.float32,
-                   "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,9 +101,10 @@ def resolve_compute_dtype(name: str | torch.dtype, device: torch.device | str) -
         return name
     if name == "auto":
         return default_compute_dtype(device)
-    if name not in _COMPUTE_DTYPES:
-        raise UnicompError(f"unknown packed compute dtype {name!r}", "use auto, bfloat16 or float32")
-    return _COMPUTE_DTYPES[name]
+    try:
+        return torch_dtype(name)  # the one dtype table (models/options.py)
+    except UnicompError:
+        raise UnicompError(f"unknown packed compute dtype {name!r}", "use auto, bfloat16 or float32") from None
 
 
 def dtype_name(dtype: torch.dtype) -> str:
