@@ -92,7 +92,7 @@ def test_leftovers_of_dead_processes_are_removed_and_an_interrupted_swap_is_undo
 def test_output_files_are_written_atomically_and_never_over_a_users_file(tmp_path):
     target = tmp_path / "sub" / "run.json"
     outputs.check_output_file(target, flag="--output")
-    outputs.write_text(target, json.dumps({"run_id": "r1"}))
+    outputs.write_text(target, json.dumps({outputs.FORMAT_KEY: 1, "run_id": "r1"}))
     outputs.check_output_file(target, flag="--output")  # unicomp's own: may be written again
     theirs = tmp_path / "theirs.json"
     theirs.write_text('{"mine": 1}')
@@ -102,3 +102,35 @@ def test_output_files_are_written_atomically_and_never_over_a_users_file(tmp_pat
         outputs.check_output_file(tmp_path, flag="--output")
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["run.json"]
     assert os.stat(target).st_mode & 0o044  # readable by others, as a plain write would be (umask 022)
+
+
+def test_only_unicomps_own_report_files_are_rewritten(tmp_path):
+    from unicomp.report.files import RETENTION_COLUMNS
+
+    cases = {"marked.json": ({outputs.FORMAT_KEY: 1, "anything": 2}, True),
+             "old-eval.json": ({"run_id": "r", "command": "eval", "environment": {}, "units": []}, True),
+             "yours.json": ({"run_id": "my own", "data": [1, 2, 3]}, False),
+             "yours2.json": ({"units": "metric"}, False)}
+    for name, (content, ours) in cases.items():
+        (tmp_path / name).write_text(json.dumps(content))
+        if ours:
+            outputs.check_output_file(tmp_path / name, flag="--output")
+        else:
+            with pytest.raises(UnicompError, match="not written by unicomp"):
+                outputs.check_output_file(tmp_path / name, flag="--output")
+    (tmp_path / "ours.csv").write_text(",".join(RETENTION_COLUMNS) + "\n")
+    (tmp_path / "yours.csv").write_text("model,task,my,columns\n")
+    outputs.check_output_file(tmp_path / "ours.csv", flag="output_dir")
+    with pytest.raises(UnicompError, match="not written by unicomp"):
+        outputs.check_output_file(tmp_path / "yours.csv", flag="output_dir")
+
+
+def test_dotted_paths_are_checked_as_what_they_name_and_mount_points_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "keep.txt").write_text("mine")
+    with pytest.raises(UnicompError, match="did not write"):
+        outputs.check_output_folder("a/b/..", overwrite=True)  # that is folder a, which holds a user's file
+    if os.path.ismount("/proc"):
+        with pytest.raises(UnicompError, match="mount point"):
+            outputs.check_output_folder("/proc", overwrite=True)

@@ -94,7 +94,7 @@ def is_unicomp_folder(path: Path) -> bool:
 
 def check_output_folder(path: str | Path, *, overwrite: bool, flag: str = "--out") -> Path:
     """Refuse, before any work, a folder unicomp may not (over)write; return it as a Path."""
-    path = Path(path).expanduser()
+    path = Path(os.path.normpath(Path(path).expanduser()))  # "a/b/.." is "a": check what will be written
     protected = _protected(path)
     if protected:
         raise UnicompError(f"{flag} {path} is {protected}; unicomp never writes an output over it",
@@ -102,6 +102,9 @@ def check_output_folder(path: str | Path, *, overwrite: bool, flag: str = "--out
     if path.exists() or path.is_symlink():
         if not path.is_dir():
             raise UnicompError(f"{flag} {path} is a file", f"choose a folder path for {flag}")
+        if os.path.ismount(path):
+            raise UnicompError(f"{flag} {path} is a mount point: a finished output cannot be moved onto it",
+                               f"pass a folder inside it, e.g. {flag} {path / 'compressed'}")
         if any(path.iterdir()):
             if not overwrite:
                 raise UnicompError(f"output folder {path} already exists",
@@ -115,15 +118,21 @@ def check_output_folder(path: str | Path, *, overwrite: bool, flag: str = "--out
     return path
 
 
+FORMAT_KEY = "unicomp_format"  # in every JSON unicomp writes, so it can tell its files from yours
+_OLD_LAYOUTS = ({"run_id", "command", "environment", "units"}, {"run_id", "rows", "categories", "export"})
+CSV_HEADERS: set[str] = set()  # exact header lines of the CSV files unicomp writes (report/files.py)
+
+
 def _recognised_file(path: Path) -> bool:
-    """A file unicomp wrote and may write again: its run JSON, or its CSV tables."""
+    """A file unicomp wrote and may write again: a JSON with its marker (or the exact layout of an
+    earlier release's run JSON), or a CSV whose header is exactly one of unicomp's."""
     try:
         if path.suffix == ".json":
             data = json.loads(path.read_text())
-            return isinstance(data, dict) and ("run_id" in data or "units" in data)
+            return isinstance(data, dict) and (FORMAT_KEY in data or any(keys <= data.keys() for keys in _OLD_LAYOUTS))
         if path.suffix == ".csv":
             with open(path) as fh:
-                return fh.readline().startswith("model,task,")
+                return fh.readline().rstrip("\r\n") in CSV_HEADERS
     except (OSError, ValueError):
         return False
     return False
@@ -191,7 +200,7 @@ def scratch_folder(parent: str | Path, name: str) -> Iterator[Path]:
 def staged_folder(final: str | Path, *, overwrite: bool, flag: str = "--out") -> Iterator[Path]:
     """Yield an empty hidden folder beside `final`; when the block ends without error it becomes
     `final` (replacing the unicomp folder there, if allowed), otherwise it is removed."""
-    final = Path(final).expanduser().absolute()
+    final = Path(os.path.abspath(Path(final).expanduser()))
     clean_leftovers(final.parent)
     tmp = new_temp_folder(final.parent, final.name)
     try:
@@ -244,11 +253,14 @@ def clean_leftovers(folder: str | Path) -> list[Path]:
         kind, _, final_name = parsed
         final = folder / final_name
         content = entry / "content"
-        if kind == OLD and content.exists() and not (final.exists() or final.is_symlink()):
-            os.rename(content, final)  # the new folder never arrived: keep the one we replaced
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
+        try:
+            if kind == OLD and content.exists() and not (final.exists() or final.is_symlink()):
+                os.rename(content, final)  # the new folder never arrived: keep the one we replaced
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            continue  # another process is cleaning the same entry
         done.append(entry)
     return done

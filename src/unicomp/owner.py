@@ -27,7 +27,12 @@ def _start_time(pid: int) -> str | None:
 
 @lru_cache(maxsize=1)
 def _host() -> str:
-    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+    """This machine and PID namespace: containers sharing a hostname do not share pids."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
 
 
 def token() -> str:
@@ -50,15 +55,11 @@ def is_dead(owner: str | None) -> bool:
         return False
     if pid == os.getpid():
         return parts[1] != str(_start_time(pid) or 0)
-    started = _start_time(pid)
-    if started is not None:
-        return parts[1] != "0" and started != parts[1]
-    if os.path.isdir("/proc"):
-        return True  # /proc exists but has no such process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return True  # no such process
     except OSError:
-        return False
-    return False
+        return False  # it exists (we may not signal it): alive
+    started = _start_time(pid)  # None where /proc hides other users' processes: assume alive
+    return started is not None and parts[1] != "0" and started != parts[1]  # a new process reusing the pid

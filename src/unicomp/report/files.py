@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from unicomp.errors import UnicompError
-from unicomp.outputs import check_output_file, write_text
+from unicomp.outputs import CSV_HEADERS, FORMAT_KEY, check_output_file, write_text
 
 RETENTION_COLUMNS = ["model", "task", "category", "metric", "score", "delta", "retained_pct", "n_items", "items",
                      "correct_to_wrong", "wrong_to_correct", "prediction_agreement"]
+CSV_HEADERS.add(",".join(RETENTION_COLUMNS))
 
 
 def run_output_paths(name: str, output_dir: str | Path) -> dict[str, Path]:
@@ -43,7 +44,7 @@ def retention_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def write_run_outputs(name: str, output_dir: str | Path, result: dict[str, Any]) -> dict[str, Path]:
-    paths = run_output_paths(name, output_dir)
-    write_text(paths["report"], json.dumps(result, indent=2, sort_keys=True, default=str))
+    paths = check_run_outputs(name, output_dir)  # again: a file may have appeared during the run
+    write_text(paths["report"], json.dumps({FORMAT_KEY: 1, **result}, indent=2, sort_keys=True, default=str))
     write_text(paths["csv"], retention_csv(result["rows"]))
     return paths

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from unicomp.outputs import check_output_file, write_text
+from unicomp.outputs import FORMAT_KEY, check_output_file, write_text
 from unicomp.requests import EvalRequest
 from unicomp.runs.environment import environment
 from unicomp.runs.executor import LocalExecutor
@@ -54,7 +54,8 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
         exported["store"] = str(store.path)
         if out_path is None:  # the default: next to the store, named by run id
             out_path = store.path.with_name(f"run-{run_id}.json")
-        write_text(out_path, json.dumps(exported, indent=2, sort_keys=True))
+        check_output_file(out_path, flag="--output")  # again: a file may have appeared during the run
+        write_text(out_path, json.dumps({FORMAT_KEY: 1, **exported}, indent=2, sort_keys=True))
         exported["output"] = str(out_path)
         return exported
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from unicomp.config import ExperimentConfig
@@ -66,14 +67,15 @@ def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_s
     """Run the experiment and write its report JSON and retention CSV into output_dir."""
     check_experiment(cfg)
     executor = executor_for(cfg)  # an unusable executor fails here, before any work
-    clean_leftovers(cfg.output_dir + "/checkpoints")  # what a killed save left
+    clean_leftovers(Path(cfg.output_dir).expanduser() / "checkpoints")  # what a killed save left
     store = Store(cfg.store)
     try:
         pool = ModelPool(cfg.dtype, cfg.device)
         plan = plan_experiment(cfg, pool, on_status=on_status)
         env = environment()
         run_id = store.start_run("run", cfg.model_dump(), env)
-        ctx = UnitContext(pool, progress_factory, on_status, cfg.data_dir)
+        data_dir = str(Path(cfg.data_dir).expanduser().absolute()) if cfg.data_dir else None  # as workers see it
+        ctx = UnitContext(pool, progress_factory, on_status, data_dir)
         try:
             done = executor.execute(plan, ctx, store=store, run_id=run_id, environment=env)
         except BaseException as exc:

@@ -45,11 +45,17 @@ class ModelPool:
         if spec in self._loaded:
             self._loaded.move_to_end(spec)
             return self._loaded[spec]
+        unpinned = [k for k in self._loaded if k not in self._pinned]
+        for old in unpinned[: max(0, len(self._loaded) + 1 - self.size)]:  # make room before loading
+            del self._loaded[old]
         loaded = self.fresh(spec)
         self._loaded[spec] = loaded
-        for old in [k for k in self._loaded if k not in self._pinned][: max(0, len(self._loaded) - self.size)]:
-            del self._loaded[old]
         return loaded
+
+    def release_unpinned(self) -> None:
+        """Drop every model but the pinned ones (before a compression loads its own fresh copy)."""
+        for spec in [k for k in self._loaded if k not in self._pinned]:
+            del self._loaded[spec]
 
     def fresh(self, spec: str):
         """A new copy nobody else holds (compression changes weights in place)."""

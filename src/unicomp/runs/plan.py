@@ -61,6 +61,8 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
 
     prepared = prepare_tasks(cfg.evaluation.tasks, cfg.limit_for, data_dir=cfg.data_dir,
                              strict_sources=cfg.strict_sources, on_status=on_status)
+    if cfg.executor != "local" and Path(cfg.model).expanduser().exists():  # workers run in other folders
+        cfg = cfg.model_copy(update={"model": str(Path(cfg.model).expanduser().absolute())})
     pool.pin(cfg.model)
     base = pool.identify(ModelRef("base", spec=cfg.model))
     loaded = pool.get(cfg.model)
@@ -85,7 +87,7 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
                 name=f"compress {variant.name}", variant=variant.name, method=variant.method, options=variant.options,
                 storage=variant.storage, base=base, calibration=cfg.calibration_for(variant),
                 batch_size=cfg.compress_batch_size, calibration_dtype=cfg.calibration_dtype,
-                checkpoints=Path(cfg.output_dir) / "checkpoints", device=cfg.device)
+                checkpoints=Path(cfg.output_dir).expanduser().absolute() / "checkpoints", device=cfg.device)
             units.append(compress)
             needs = (compress.name,)
             ref = ModelRef(variant.name, produced_by=compress.name)

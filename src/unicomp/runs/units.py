@@ -35,6 +35,10 @@ class UnitContext:
     data_dir: str | None = None
     _lms: dict[tuple[str, int, int], Any] = field(default_factory=dict)
 
+    def release_models(self) -> None:
+        self._lms = {}
+        self.pool.release_unpinned()
+
     def language_model(self, spec: str, batch_size: int, max_length: int | None):
         from unicomp.evaluate.lm import LanguageModel
 
@@ -208,6 +212,7 @@ class CompressUnit(Unit):
 
         method = make_method(self.method, self.options)
         check_storage(self.storage, method)
+        ctx.release_models()  # the previous variant: at most base + this fresh copy in memory
         fresh = ctx.pool.fresh(self.base.spec)  # methods change weights in place
         ctx.status(f"model from {fresh.source} ({fresh.location})")
         calibration = None
