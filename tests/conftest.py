@@ -21,3 +21,11 @@ def mirror() -> Path:
     if not MIRROR.is_dir():
         pytest.fail(f"dataset mirror not found at {MIRROR}; set UNICOMP_DATA_DIR")
     return MIRROR
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A 2-layer Llama with a real tokenizer, saved once per session as a transformers folder."""
+    from tiny_models import save_tiny_llama
+
+    return save_tiny_llama(tmp_path_factory.mktemp("models") / "tiny")

@@ -7,6 +7,7 @@ and Llama / Qwen2 causal LMs with two layers. Shared by every test package.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -51,6 +52,14 @@ def tiny_qwen2(seed: int = 0, dtype: torch.dtype = torch.float32) -> Qwen2ForCau
     torch.manual_seed(seed)
     cfg = Qwen2Config(**_common(len(tiny_tokenizer())), tie_word_embeddings=False)
     return Qwen2ForCausalLM(cfg).to(dtype).eval()
+
+
+def save_tiny_llama(folder: Path) -> Path:
+    """`tiny_llama()` and `tiny_tokenizer()` saved as a normal transformers folder (what a user's
+    local checkpoint looks like to the CLI and to runs)."""
+    tiny_llama().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return folder
 
 
 def random_ids(n: int, length: int, seed: int = 0) -> list[list[int]]:

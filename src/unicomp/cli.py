@@ -49,8 +49,6 @@ def _friendly(interrupted: str):
     return decorate
 
 
-_progress = progress
-_status = status
 _NOTHING_KEPT = "nothing was computed or changed"
 
 
@@ -86,7 +84,7 @@ def eval_cmd(
                          device=device, num_fewshot=num_fewshot, store=store, output=output, data_dir=data_dir,
                          data_sources=data_sources.split(",") if data_sources else None,
                          trust_remote_code=trust_remote_code, strict_sources=strict_sources)
-    exported = run_evaluation(req, _progress, on_status=_status)
+    exported = run_evaluation(req, progress, on_status=status)
     _print_results(exported)
 
 
@@ -189,7 +187,7 @@ def compress_cmd(
                              n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
                              dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,
                              compute_dtype=calibration_dtype)
-    manifest = run_compression(req, layer_progress=_progress, on_status=_status)
+    manifest = run_compression(req, layer_progress=progress, on_status=status)
     report = manifest["report"]
     table = Table(title=f"{report['method']} -> {out}")
     for col in ("what", "value"):
@@ -242,7 +240,7 @@ def run_cmd(
     from unicomp.runs.experiment import run_experiment
 
     cfg = _load_config(config, strict_sources=strict_sources, executor=executor, address=address)
-    result = run_experiment(cfg, progress_factory=_progress, on_status=_status)
+    result = run_experiment(cfg, progress_factory=progress, on_status=status)
     _print_retention(result)
     outputs = result["outputs"]
     console.print(f"report: {outputs['report']}   csv: {outputs['csv']}   store: {result['store']}")

@@ -1,4 +1,4 @@
-"""Helpers of the fault suite. The suite: unicomp run as a user runs it (real subprocesses, real files, tiny real
+"""Helpers of the fault suite (its `tiny_model` fixture is in tests/conftest.py). The suite: unicomp run as a user runs it (real subprocesses, real files, tiny real
 models), fed bad input and killed at exact points. Every test checks three things a user
 notices: the exit code, one error line without a traceback, and what is on disk afterwards."""
 

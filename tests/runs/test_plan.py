@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiny_models import tiny_llama, tiny_tokenizer
 from unicomp.config import ExperimentConfig, load_config
 from unicomp.errors import UnicompError
 from unicomp.runs.experiment import build_plan, run_experiment
@@ -16,12 +15,9 @@ from unicomp.runs.plan import describe
 from unicomp.runs.store import Store
 
 
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("plan") / "base"
-    tiny_llama().save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+@pytest.fixture
+def base_dir(tiny_model) -> Path:
+    return tiny_model
 
 
 def config(tmp: Path, base: Path, variants: list[dict], **extra) -> ExperimentConfig:

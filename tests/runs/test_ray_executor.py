@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiny_models import tiny_llama, tiny_tokenizer
 
 pytest.importorskip("ray", reason="the Ray executor tests need `pip install -e '.[dev]'` (Ray is in the dev extra)")
 
@@ -44,12 +43,9 @@ def rows(tmp: Path) -> list:
     return sorted((r["model"], r["task"], r["score"], r.get("correct_to_wrong")) for r in data["rows"]), data["distance"]
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("ray") / "base"
-    tiny_llama().save_pretrained(folder)
-    tiny_tokenizer().save_pretrained(folder)
-    return folder
+@pytest.fixture
+def base(tiny_model) -> Path:
+    return tiny_model
 
 
 def units(store: Path) -> list[tuple]:

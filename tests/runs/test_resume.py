@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tiny_models import tiny_llama, tiny_tokenizer
+from tiny_models import save_tiny_llama
 
 CONFIG = """
 name: resume
@@ -75,9 +75,7 @@ def report_rows(tmp: Path, tag: str) -> list[dict]:
 
 
 def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
-    model_dir = tmp_path / "tiny-model"
-    tiny_llama().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = save_tiny_llama(tmp_path / "tiny-model")
     store = tmp_path / "killed" / "s.sqlite"
 
     proc = start(write_config(tmp_path, "killed", model_dir))
@@ -118,9 +116,7 @@ KILL_POINTS = ["compress.layer:SIGKILL:3", "evaluate.scored:SIGKILL:4", "store.c
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uninterrupted")
-    model_dir = tmp / "tiny-model"
-    tiny_llama().save_pretrained(model_dir)
-    tiny_tokenizer().save_pretrained(model_dir)
+    model_dir = save_tiny_llama(tmp / "tiny-model")
     done = run(write_config(tmp, "fresh", model_dir))
     assert done.returncode == 0, done.stderr
     return model_dir, report_rows(tmp, "fresh")

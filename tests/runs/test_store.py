@@ -114,7 +114,7 @@ def test_a_store_written_by_the_previous_release_is_reused_by_a_run(tmp_path):
     checkpoint folder is not part of the dump, and it reproduces the same weights."""
     import yaml
 
-    from tiny_models import tiny_llama, tiny_tokenizer
+    from tiny_models import save_tiny_llama
     from unicomp.config import load_config
     from unicomp.runs.experiment import run_experiment
 
@@ -124,9 +124,7 @@ def test_a_store_written_by_the_previous_release_is_reused_by_a_run(tmp_path):
     con.close()
     old = {k: (kind, json.loads(s)) for k, kind, s in
            sqlite3.connect(path).execute("SELECT unit_key, kind, scores_json FROM units")}
-    base = tmp_path / "tiny"
-    tiny_llama().save_pretrained(base)
-    tiny_tokenizer().save_pretrained(base)
+    base = save_tiny_llama(tmp_path / "tiny")
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({
         "name": "fixture", "model": str(base), "store": str(path), "output_dir": str(tmp_path / "out"),

@@ -35,15 +35,16 @@ def run_compression(req: CompressRequest, layer_progress=None, on_status: Callab
     if method.needs_calibration and req.calibration in ("", "none"):
         raise UnicompError(f"{req.method} is data-aware and needs calibration data, but --calibration is {req.calibration!r}",
                            "pass --calibration c4 (generic web text) or reasoning, or pick a data-free method (magnitude, rtn)")
-    if method.needs_calibration:  # calibration options checked before the model is loaded
-        calibration_config(req.calibration, req.n_samples, req.seq_len, req.seed)
+    # checked before the model is loaded; a data-free method's unit still records the (unused) default
+    calibration = (calibration_config(req.calibration, req.n_samples, req.seq_len, req.seed)
+                   if method.needs_calibration else calibration_config("c4", req.n_samples, req.seq_len, req.seed))
 
     from unicomp.runs.executor import LocalExecutor
     from unicomp.runs.models import ModelPool
     from unicomp.runs.plan import plan_compression
     from unicomp.runs.units import UnitContext
 
-    plan = plan_compression(req)
+    plan = plan_compression(req, calibration)
     progress = layer_progress or (lambda description, total: nullcontext(lambda n: None))
     ctx = UnitContext(ModelPool(req.dtype, req.device), progress, on_status, req.data_dir)
     done = LocalExecutor().execute(plan, ctx, store=None, run_id=None, environment={})

@@ -115,15 +115,12 @@ def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     return Plan(list(units), {"model": model}, prepared)
 
 
-def plan_compression(req) -> Plan:
+def plan_compression(req, calibration) -> Plan:
     """The single unit of `unicomp compress`: a checkpoint in --out, not stored as a unit."""
-    from unicomp.compress.runner import calibration_config
-
     base = ModelRef("base", spec=req.model)
     unit = CompressUnit(name=f"compress {req.method}", variant=req.method, method=req.method, options=req.options,
                         storage=req.storage, base=base,
-                        calibration=calibration_config(req.calibration if req.calibration not in ("", "none") else "c4",
-                                                       req.n_samples, req.seq_len, req.seed),  # unused by data-free methods
+                        calibration=calibration,
                         batch_size=req.batch_size, calibration_dtype=req.compute_dtype, out=Path(req.out),
                         overwrite=req.overwrite, identify_output=False, device=req.device)
     return Plan([unit], {"base": base})
