@@ -212,6 +212,29 @@ def compress_cmd(
                       f"(all in {out}/unicomp.json)", highlight=False)
 
 
+@app.command("serve")
+@_friendly("the server stopped; nothing was changed")
+def serve_cmd(
+    model: str = typer.Argument(..., help="Alias, hub id, local directory (a `unicomp compress` output too) or .gguf file."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default; others need care: see --api-key)."),
+    port: int = typer.Option(8000, help="Port to listen on (0: any free port, shown when ready)."),
+    api_key: Optional[str] = typer.Option(None, help="Require 'Authorization: Bearer KEY' (default: $UNICOMP_SERVE_API_KEY; none if unset)."),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
+    batch_size: int = typer.Option(16, help="Prompts per forward pass when requests are batched."),
+    max_tokens_limit: int = typer.Option(2048, help="Largest max_tokens a request may ask for."),
+    max_request_bytes: int = typer.Option(1_000_000, help="Largest request body accepted (bytes)."),
+    trust_remote_code: bool = typer.Option(False, help="Allow code from the checkpoint to run (off: safetensors and known architectures only)."),
+) -> None:
+    """Serve a model over an OpenAI-compatible API (/v1/models, /v1/completions, /v1/chat/completions)."""
+    from unicomp.serve.server import serve
+
+    serve(model, host=host, port=port, api_key=api_key, dtype=dtype, device=device, batch_size=batch_size,
+          max_tokens_limit=max_tokens_limit, max_request_bytes=max_request_bytes, trust_remote_code=trust_remote_code,
+          on_status=status, on_warning=warning,
+          on_ready=lambda line: (console.print(line, soft_wrap=True), sys.stdout.flush()))
+
+
 @ls_app.command("methods")
 @_friendly(_NOTHING_KEPT)
 def ls_methods() -> None:

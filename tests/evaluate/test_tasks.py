@@ -6,6 +6,7 @@ import pytest
 
 from unicomp.data.resolver import load_rows
 from unicomp.errors import NotFoundError
+from unicomp.evaluate.prompts import build_context
 from unicomp.evaluate.tasks import expand_task_names, get_task
 from unicomp.evaluate.tasks.language_modelling import count_words, wikitext_detokenize, wikitext_pages
 from unicomp.evaluate.tasks.reasoning import flexible_answer, normalize_number, strict_answer
@@ -58,7 +59,7 @@ def test_gsm8k_answer_extraction():
 
 def test_gsm8k_fewshot_prompt_layout():
     spec = get_task("gsm8k_cot")
-    prompt = spec.fewshot_prefix() + spec.doc_to_text({"question": "What is 2+2?"})
+    prompt = build_context(spec, {"question": "What is 2+2?"}, list(spec.fewshot_examples))
     assert prompt.count("Q: ") == 9 and prompt.endswith("\n\nQ: What is 2+2?\nA:")
     assert "A: There are 15 trees originally." in prompt
 

@@ -41,11 +41,13 @@ class ResolvedDataset:
     tried: list[str] = field(default_factory=list)
     fallbacks: list[str] = field(default_factory=list)  # why this is not the first configured source's requested split
     lines: list[int] | None = None  # line of each row in `location` (mirror files)
+    fewshot_rows: list[dict] | None = None  # a task's exemplar pool (its fewshot_split), processed like the rows
+    fewshot: dict[str, Any] | None = None  # that pool's provenance record
 
     def record(self) -> dict[str, Any]:
         """JSON-able provenance: every field except the rows, plus their count."""
         # Not dataclasses.asdict: it would deep-copy every row just to drop them.
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "lines")}
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("rows", "lines", "fewshot_rows")}
         out["tried"] = list(self.tried)
         out["fallbacks"] = list(self.fallbacks)
         out["n_rows"] = len(self.rows)

@@ -26,9 +26,13 @@ import torch
 import torch.nn.functional as F
 
 from unicomp.errors import UnicompError
+from unicomp.evaluate.generation import Decoder, Generation, GenerationRequest
 
 ProgressHook = Callable[[int], None]
 """Called with the number of requests just finished; drives progress bars."""
+
+Context = str | list[dict[str, str]]
+"""A prompt: text, or chat messages rendered with the model's chat template."""
 
 DEFAULT_MAX_LENGTH = 2048
 _CONFIG_LENGTH_KEYS = ("n_positions", "max_position_embeddings", "n_ctx")
@@ -102,6 +106,7 @@ class LanguageModel:
         self.add_bos_token = add_bos_token
         self.max_gen_toks = max_gen_toks
         self.max_batch_tokens = max_batch_tokens
+        self._decoder: Decoder | None = None
         attn = getattr(model.config, "_attn_implementation", "sdpa")
         self.pack_choices = pack_choices and attn in _PACKABLE_ATTENTION
         window = getattr(model.config, "sliding_window", None)
@@ -389,64 +394,60 @@ class LanguageModel:
         return [-lp / (seq_len - 1) for lp, _ in scores]
 
     # ---------------------------------------------------------------- request type 3: generation
-    @torch.inference_mode()
-    def generate_until(
-        self, requests: Sequence[tuple[str, dict]], progress: ProgressHook | None = None
-    ) -> list[str]:
-        """Greedy generation until any stop string, with KV cache and batched left padding."""
-        results: list[str | None] = [None] * len(requests)
-        encoded = [self.tok_encode(ctx) for ctx, _ in requests]
-        order = sorted(range(len(requests)), key=lambda i: -len(encoded[i]))
-        groups: dict[tuple, list[int]] = {}
-        for i in order:
-            kw = requests[i][1]
-            key = (tuple(kw.get("until", ())), int(kw.get("max_gen_toks", self.max_gen_toks)))
-            groups.setdefault(key, []).append(i)
-        eos_text = self.tokenizer.decode([self.tokenizer.eos_token_id]) if self.tokenizer.eos_token_id is not None else None
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        for (until, max_new), members in groups.items():
-            stops = [s for s in until if s] + ([eos_text] if eos_text else [])
-            for start in range(0, len(members), self.batch_size):
-                chunk = members[start:start + self.batch_size]
-                limit = self.max_length - max_new
-                if limit <= 0:
-                    raise UnicompError(
-                        f"max_gen_toks={max_new} leaves no room for a prompt in a context of {self.max_length} tokens",
-                        "lower max_gen_toks or use a model with a longer context",
-                    )
-                seqs = [encoded[i][-limit:] for i in chunk]
-                width = max(len(s) for s in seqs)
-                ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-                att = torch.zeros((len(seqs), width), dtype=torch.long)
-                for b, s in enumerate(seqs):
-                    ids[b, width - len(s):] = torch.tensor(s)
-                    att[b, width - len(s):] = 1
-                out = self.model.generate(
-                    input_ids=ids.to(self.device),
-                    attention_mask=att.to(self.device),
-                    max_new_tokens=max_new,
-                    do_sample=False,
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=pad_id,
-                    stop_strings=list(stops) or None,
-                    tokenizer=self.tokenizer,
-                )
-                for b, i in enumerate(chunk):
-                    text = self.tokenizer.decode(out[b, width:].tolist(), skip_special_tokens=False)
-                    results[i] = _cut_at_stop(text, stops)
-                if progress is not None:
-                    progress(len(chunk))
-        return results  # type: ignore[return-value]
+    def generate_until(self, requests: Sequence[tuple[Context, dict]], progress: ProgressHook | None = None) -> list[str]:
+        """The answer to each prompt, cut before the first stop string (lm-eval's contract)."""
+        return [g.text for g in self.generate(requests, progress)]
 
+    def generate(self, requests: Sequence[tuple[Context, dict]], progress: ProgressHook | None = None) -> list[Generation]:
+        """Decode each (prompt or chat messages, kwargs) request.
 
-def _cut_at_stop(text: str, stops: Sequence[str]) -> str:
-    """Text up to the first stop string (lm-eval drops the stop string and what follows)."""
-    for stop in stops:
-        if stop:
-            text = text.split(stop)[0]
-    return text
+        kwargs: `until` (stop strings), `max_gen_toks`, and for sampling `temperature` > 0,
+        `top_p` and `seed` (each request's own: the caller varies it per item). Prompts longer than the context minus `max_gen_toks` lose their
+        oldest tokens (lm-eval's policy); `Generation.truncated_tokens` says how many.
+        """
+        prepared = [self._generation_request(i, ctx, kw) for i, (ctx, kw) in enumerate(requests)]
+        if not prepared:
+            return []
+        return self.decoder.run(prepared, progress)
+
+    @property
+    def decoder(self) -> Decoder:
+        if self._decoder is None or self._decoder.batch_size != self.batch_size:
+            self._decoder = Decoder(self.model, self.tokenizer, self.batch_size, self.eos_token_ids())
+        return self._decoder
+
+    def eos_token_ids(self) -> list[int]:
+        """The ids that end generation: the model's generation config's (what `generate` uses), else the tokenizer's."""
+        config = getattr(self.model, "generation_config", None)
+        eos = getattr(config, "eos_token_id", None) if config is not None else None
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        if eos is None:
+            return []
+        return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+    def render(self, context: Context) -> str:
+        """A prompt string, or chat messages rendered with the tokenizer's chat template."""
+        if isinstance(context, str):
+            return context
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise UnicompError(
+                f"the tokenizer of this model has no chat template, and a task asked for chat messages "
+                f"({len(context)} messages)", "use an instruction-tuned model, or run the task with its chat template off")
+        return self.tokenizer.apply_chat_template(list(context), tokenize=False, add_generation_prompt=True)
+
+    def _generation_request(self, index: int, context: Context, kwargs: dict) -> GenerationRequest:
+        max_new = int(kwargs.get("max_gen_toks", self.max_gen_toks))
+        limit = self.max_length - max_new
+        if max_new < 1 or limit <= 0:
+            raise UnicompError(
+                f"max_gen_toks={max_new} leaves no room for a prompt in a context of {self.max_length} tokens",
+                "lower max_gen_toks (at least 1) or use a model with a longer context")
+        ids = self.tok_encode(self.render(context)) or [self.prefix_token_id]  # an empty prompt starts from BOS
+        until = kwargs.get("until") or []
+        until = [until] if isinstance(until, str) else [s for s in until if s]
+        return GenerationRequest(index, ids[-limit:], until, max_new, float(kwargs.get("temperature") or 0.0),
+                                 float(kwargs.get("top_p", 1.0) or 1.0), kwargs.get("seed"), max(0, len(ids) - limit))
 
 
 def _rolling_windows(tokens: list[int], prefix_token: int, max_seq_len: int, context_len: int = 1):

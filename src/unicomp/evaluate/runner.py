@@ -16,7 +16,19 @@ from typing import Any
 from unicomp.data.resolver import ResolvedDataset, load_rows
 from unicomp.errors import UnicompError
 from unicomp.evaluate.lm import LanguageModel
-from unicomp.evaluate.scoring import bits_per_unit, mean_and_stderr, multiple_choice_metrics, perplexity
+from unicomp.evaluate.prompts import (
+    build_context,
+    prompt_text,
+    select_fewshot,
+    text_prefix,
+)
+from unicomp.evaluate.scoring import (
+    argmax,
+    bits_per_unit,
+    mean_and_stderr,
+    multiple_choice_metrics,
+    perplexity,
+)
 from unicomp.evaluate.tasks import validation
 from unicomp.evaluate.tasks.spec import TaskSpec
 from unicomp.failpoints import failpoint
@@ -59,7 +71,7 @@ class TaskResult:
 
 def effective_fewshot(spec: TaskSpec, num_fewshot: int | None) -> int:
     """A few-shot override applies to tasks that have exemplars; 0-shot tasks stay 0-shot."""
-    return spec.num_fewshot if num_fewshot is None or not spec.fewshot_examples else num_fewshot
+    return spec.num_fewshot if num_fewshot is None or not spec.has_fewshot else num_fewshot
 
 
 def task_settings(spec: TaskSpec, limit: int | None, num_fewshot: int | None, max_length: int,
@@ -73,7 +85,20 @@ def task_settings(spec: TaskSpec, limit: int | None, num_fewshot: int | None, ma
         "add_bos_token": add_bos_token,
         "seq_len": spec.seq_len if spec.output_type == "fixed_window_perplexity" else None,
         "max_gen_toks": spec.max_gen_toks if spec.output_type == "generate_until" else None,
+        **_generative_settings(spec),
     }
+
+
+def _generative_settings(spec: TaskSpec) -> dict[str, Any]:
+    """Keys only tasks with these features have, so the keys of older tasks' units stay as they were."""
+    out: dict[str, Any] = {}
+    if spec.fewshot_split:
+        out["fewshot"] = {"split": spec.fewshot_split, "sampler": spec.fewshot_sampler, "seed": spec.fewshot_seed}
+    if spec.chat_template:
+        out["chat"] = {"system_prompt": spec.system_prompt, "fewshot_as_multiturn": spec.fewshot_as_multiturn}
+    if spec.output_type == "generate_until":
+        out["generation"] = spec.generation_kwargs()
+    return out
 
 
 def load_task_docs(spec: TaskSpec, limit: int | None, *, data_dir=None, sources=None,
@@ -90,6 +115,11 @@ def load_task_docs(spec: TaskSpec, limit: int | None, *, data_dir=None, sources=
     if limit is not None:
         docs = docs[:limit]
     validation.check_docs(spec, docs, resolved)
+    if spec.fewshot_split:
+        pool = load_rows(ds.id, ds.config, spec.fewshot_split, sources=sources, data_dir=data_dir, strict=strict_sources)
+        validation.check_rows(spec, pool)
+        resolved.fewshot_rows = validation.process(spec, pool)
+        resolved.fewshot = pool.record()
     return docs, resolved
 
 
@@ -103,12 +133,15 @@ def evaluate_task(
     num_fewshot: int | None = None,
     progress: Progress | None = None,
 ) -> TaskResult:
-    if num_fewshot is not None and spec.fewshot_examples and num_fewshot > len(spec.fewshot_examples):
+    pool = resolved.fewshot_rows if spec.fewshot_split else list(spec.fewshot_examples)
+    if num_fewshot is not None and spec.has_fewshot and num_fewshot > len(pool or ()):
         raise UnicompError(
-            f"task {spec.name} has {len(spec.fewshot_examples)} few-shot examples, {num_fewshot} requested",
-            f"pass --num-fewshot {len(spec.fewshot_examples)} or fewer",
+            f"task {spec.name} has {len(pool or ())} few-shot examples, {num_fewshot} requested",
+            f"pass --num-fewshot {len(pool or ())} or fewer",
         )
     settings = task_settings(spec, limit, num_fewshot, lm.max_length, lm.add_bos_token)
+    if resolved.fewshot:
+        settings["fewshot_revision"] = resolved.fewshot.get("revision")
     if effective_fewshot(spec, num_fewshot) != spec.num_fewshot:
         from dataclasses import replace
 
@@ -119,10 +152,16 @@ def evaluate_task(
         "fixed_window_perplexity": _fixed_window,
         "generate_until": _generation,
     }[spec.output_type]
-    records, scores, stderr = runner(lm, spec, docs, progress, limit)
+    shots = select_fewshot(spec, docs, resolved.fewshot_rows, spec.num_fewshot)
+    records, scores, stderr = runner(lm, spec, docs, shots, progress, limit)
     check_finite_scores(spec.name, records, scores)
     failpoint("evaluate.scored")
-    return TaskResult(spec.name, spec.category, scores, stderr, len(records), records, resolved.record(), settings)
+    data = resolved.record()
+    if spec.output_type == "generate_until":
+        # The policy for prompts longer than the context (minus the answer's budget), and how often it applied.
+        data["prompt_truncation"] = {"policy": "left: the oldest prompt tokens are dropped (lm-eval's rule)",
+                                     "truncated_prompts": sum(1 for r in records if r.extra.get("truncated_tokens"))}
+    return TaskResult(spec.name, spec.category, scores, stderr, len(records), records, data, settings)
 
 
 def _hash(*parts: str) -> str:
@@ -139,19 +178,28 @@ def _scaled(progress: Progress | None, factor: float):
     return lambda n: progress(n * factor)
 
 
-def _aggregate(records: list[ItemRecord], metrics) -> tuple[dict[str, float], dict[str, float | None]]:
+def _aggregate(records: list[ItemRecord], metrics, aggregations=None) -> tuple[dict[str, float], dict[str, float | None]]:
+    """Mean and standard error per metric, or the task's own aggregate (no standard error)."""
     scores, stderr = {}, {}
     for m in metrics:
-        scores[m], stderr[m] = mean_and_stderr([r.metrics[m] for r in records])
+        values = [r.metrics[m] for r in records]
+        if aggregations and m in aggregations:
+            value = aggregations[m](values)
+            if value is None:  # nothing to aggregate (e.g. a category without items): no score, not a zero
+                continue
+            scores[m], stderr[m] = float(value), None
+        else:
+            scores[m], stderr[m] = mean_and_stderr(values)
     return scores, stderr
 
 
-def _multiple_choice(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
-    prefix = spec.fewshot_prefix()
+def _multiple_choice(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots: list[list[dict]],
+                     progress: Progress | None, limit: int | None):
     requests: list[tuple[str, str]] = []
     layout = []  # per doc: (first request index, choices, gold)
-    for d in docs:
+    for d, doc_shots in zip(docs, shots):
         text = spec.doc_to_text(d)
+        prefix = text_prefix(spec, doc_shots)
         choices = spec.doc_to_choice(d)
         start = len(requests)
         if isinstance(text, int):  # partial scoring: one context per choice, shared continuation
@@ -169,14 +217,17 @@ def _multiple_choice(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progre
     for i, (start, choices, gold) in enumerate(layout):
         lls = [a[0] for a in answers[start:start + len(choices)]]
         greedy = [a[1] for a in answers[start:start + len(choices)]]
-        per_item, pred = multiple_choice_metrics(lls, choices, gold, spec.metrics)
+        if spec.process_results is not None:
+            per_item, pred = spec.process_results(docs[i], lls), argmax(lls)
+        else:
+            per_item, pred = multiple_choice_metrics(lls, choices, gold, spec.metrics)
         prompt = "\x1e".join(f"{c}\x1f{x}" for c, x in requests[start:start + len(choices)])
         records.append(ItemRecord(str(i), _hash(prompt), gold, pred, lls, greedy, None, per_item))
-    scores, stderr = _aggregate(records, spec.metrics)
+    scores, stderr = _aggregate(records, spec.metrics, spec.aggregations)
     return records, scores, stderr
 
 
-def _rolling(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
+def _rolling(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots, progress: Progress | None, limit: int | None):
     texts = [spec.doc_to_target(d) for d in docs]
     answers = lm.loglikelihood_rolling(texts, progress)
     records = []
@@ -194,7 +245,7 @@ def _rolling(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Prog
     return records, scores, {k: None for k in scores}
 
 
-def _fixed_window(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
+def _fixed_window(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots, progress: Progress | None, limit: int | None):
     # `limit` for this task counts windows, not documents: the whole test text is one document.
     text = spec.doc_to_text(docs[0]) if docs else ""
     nlls = lm.fixed_window_nll(text, spec.seq_len, max_windows=limit, progress=None)
@@ -206,17 +257,37 @@ def _fixed_window(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress:
     return records, {"token_perplexity": math.exp(mean_nll)}, {"token_perplexity": None if se is None else math.exp(mean_nll) * se}
 
 
-def _generation(lm: LanguageModel, spec: TaskSpec, docs: list[dict], progress: Progress | None, limit: int | None):
-    prefix = spec.fewshot_prefix()
-    prompts = [prefix + spec.doc_to_text(d) for d in docs]
-    kwargs = {"until": list(spec.until), "max_gen_toks": spec.max_gen_toks}
-    outputs = lm.generate_until([(p, kwargs) for p in prompts], progress)
-    records, metric_names = [], [f"exact_match,{name}" for name in spec.answer_extractors]
+def _generation(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots: list[list[dict]],
+                progress: Progress | None, limit: int | None):
+    prompts = [build_context(spec, d, doc_shots) for d, doc_shots in zip(docs, shots)]
+    kwargs = spec.generation_kwargs()
+    if spec.temperature > 0:  # one seed per item, so an item's sample is the same in any batch or backend
+        requests = [(p, {**kwargs, "seed": (spec.seed or 0) + i}) for i, p in enumerate(prompts)]
+    else:
+        requests = [(p, kwargs) for p in prompts]
+    if hasattr(lm, "generate"):  # the in-process engine also says how each answer ended
+        generations = lm.generate(requests, progress)
+        outputs = [g.text for g in generations]
+        extras = [{"finish_reason": g.finish_reason, "completion_tokens": g.completion_tokens,
+                   "truncated_tokens": g.truncated_tokens} for g in generations]
+    else:
+        outputs = lm.generate_until(requests, progress)
+        extras = [{} for _ in outputs]
+    records = []
+    metric_names = list(spec.metrics) if spec.process_results else [f"exact_match,{n}" for n in spec.answer_extractors]
     for i, (d, prompt, out) in enumerate(zip(docs, prompts, outputs)):
-        target = str(spec.doc_to_target(d))
-        preds = {name: fn(out) for name, fn in spec.answer_extractors.items()}
-        norm = spec.normalize
-        per_item = {f"exact_match,{name}": float(norm(p) == norm(target)) for name, p in preds.items()}
-        records.append(ItemRecord(str(i), _hash(prompt), target, preds, None, None, out, per_item))
-    scores, stderr = _aggregate(records, metric_names)
+        target = spec.doc_to_target(d)
+        if spec.process_results is not None:
+            per_item, preds = spec.process_results(d, out), None
+        else:
+            preds = {name: fn(out) for name, fn in spec.answer_extractors.items()}
+            norm = spec.normalize
+            per_item = {f"exact_match,{name}": float(norm(p) == norm(str(target))) for name, p in preds.items()}
+        records.append(ItemRecord(str(i), _hash(prompt_text(prompt)), _jsonable(target), preds, None, None, out, per_item,
+                                  extras[i]))
+    scores, stderr = _aggregate(records, metric_names, spec.aggregations)
     return records, scores, stderr
+
+
+def _jsonable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, list, dict, type(None))) else str(value)

@@ -1,5 +1,8 @@
 """Reasoning benchmarks: greedy chain-of-thought generation, final answer extracted.
 
+`gsm8k` reproduces lm-eval 0.4.13's `gsm8k.yaml`: "Question: ...\nAnswer:" prompts, 5 exemplars
+sampled from the train split by lm-eval's default sampler (seed 1234, per document in order),
+stop at "Question:", strict ("#### N") and flexible (last number) extraction.
 `gsm8k_cot` reproduces lm-eval 0.4.13's `gsm8k-cot.yaml`: the 8 fixed exemplars of Wei et al.
 (2022), "Q: ...\\nA:" prompts, stop at "Q:", and two answer extractors: strict ("The answer is
 N.") and flexible (the last number in the text). The paper runs GSM8K 4-shot: `--num-fewshot 4`.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from unicomp.evaluate.extraction import INVALID, regex_extractor  # noqa: F401 - INVALID is re-exported
 from unicomp.evaluate.tasks.spec import DatasetRef, Doc, TaskSpec
 
 GSM8K_COT_EXEMPLARS: tuple[Doc, ...] = (
@@ -30,23 +34,12 @@ GSM8K_COT_EXEMPLARS: tuple[Doc, ...] = (
      "target": "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 dollars left. 23 - 15 is 8. The answer is 8."},
 )
 
-INVALID = "[invalid]"
-_STRICT = re.compile(r"The answer is (\-?[0-9\.\,]+).")
-_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 _IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
 
 
-def strict_answer(text: str) -> str:
-    match = _STRICT.search(text)
-    return match.group(1) if match else INVALID
-
-
-def flexible_answer(text: str) -> str:
-    matches = _FLEXIBLE.findall(text)
-    if not matches:
-        return INVALID
-    last = matches[-1]
-    return next((g for g in last if g), INVALID) if isinstance(last, tuple) else last
+strict_answer = regex_extractor(r"The answer is (\-?[0-9\.\,]+).")
+flexible_answer = regex_extractor(r"(-?[$0-9.,]{2,})|(-?[0-9]+)", group_select=-1)
+hashes_answer = regex_extractor(r"#### (\-?[0-9\.\,]+)")
 
 
 def normalize_number(text: str) -> str:
@@ -61,6 +54,17 @@ def _target(d: Doc) -> str:
 
 
 TASKS: list[TaskSpec] = [
+    TaskSpec(
+        name="gsm8k", category="reasoning", output_type="generate_until",
+        dataset=DatasetRef("openai/gsm8k", "main", "test"),
+        doc_to_text=lambda d: f"Question: {d['question']}\nAnswer:", doc_to_target=lambda d: d["answer"],
+        fewshot_split="train", fewshot_sampler="random", fewshot_seed=1234, num_fewshot=5,
+        until=("Question:", "</s>", "<|im_end|>"), max_gen_toks=256,
+        answer_extractors={"strict-match": hashes_answer, "flexible-extract": flexible_answer},
+        metrics=("exact_match,strict-match", "exact_match,flexible-extract"),
+        primary_metric="exact_match,flexible-extract", normalize=normalize_number,
+        reference="lm-eval 0.4.13 gsm8k/gsm8k.yaml", version="3", fields=("question", "answer"),
+    ),
     TaskSpec(
         name="gsm8k_cot", category="reasoning", output_type="generate_until",
         dataset=DatasetRef("openai/gsm8k", "main", "test"),

@@ -16,6 +16,7 @@ Doc = dict[str, Any]
 # Categories are open: a new track names its own (instruction_following, multilingual, truthfulness,
 # ...). These are the ones the report orders first.
 CATEGORIES = ("knowledge", "reasoning", "language_modelling")
+FEWSHOT_SAMPLERS = ("fixed", "first_n", "random")
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood_rolling", "fixed_window_perplexity", "generate_until")
 
 
@@ -71,12 +72,39 @@ class TaskSpec:
     normalize: Callable[[str], str] = str
     # loglikelihood_rolling: per-document counts perplexities are normalised by (name -> count(doc))
     doc_counts: dict[str, Callable[[Doc], int]] = field(default_factory=dict)
+    # Scoring beyond exact match / acc: (doc, generated text) or (doc, log-likelihoods) -> per-item
+    # metric values (a float, or a list for instance-level metrics), and how each metric's values
+    # aggregate over items (default: the mean).
+    process_results: Callable[[Doc, Any], dict[str, Any]] | None = None
+    aggregations: dict[str, Callable[[list[Any]], float]] = field(default_factory=dict)
+    # Few-shot exemplars drawn from another split of the task's dataset: "first_n" takes the split's
+    # first rows, "random" is lm-eval's default sampler (one Random(seed), `sample(pool, n)` per
+    # document in document order). "fixed" uses `fewshot_examples`.
+    fewshot_split: str | None = None
+    fewshot_sampler: str = "fixed"
+    fewshot_seed: int = 1234
+    doc_to_fewshot_target: Callable[[Doc], Any] | None = None
+    # Chat: the prompt becomes messages rendered by the model's chat template; few-shot exemplars
+    # become user/assistant turns when `fewshot_as_multiturn`, else one user message (lm-eval's rule).
+    chat_template: bool = False
+    system_prompt: str | None = None
+    fewshot_as_multiturn: bool = True
+    # Decoding: temperature 0 is greedy; sampling tasks set a temperature, top_p and a seed.
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    # A note a report shows next to the task's scores (e.g. "substitute for Global-MMLU").
+    note: str = ""
 
     def __post_init__(self) -> None:
         if not self.category or not self.category.replace("_", "").isalnum():
             raise ValueError(f"task {self.name}: category {self.category!r} is not a lower_case identifier")
         if self.output_type not in OUTPUT_TYPES:
             raise ValueError(f"task {self.name}: output type {self.output_type!r} not in {OUTPUT_TYPES}")
+        if self.fewshot_sampler not in FEWSHOT_SAMPLERS:
+            raise ValueError(f"task {self.name}: few-shot sampler {self.fewshot_sampler!r} not in {FEWSHOT_SAMPLERS}")
+        if self.fewshot_sampler != "fixed" and not self.fewshot_split:
+            raise ValueError(f"task {self.name}: sampler {self.fewshot_sampler!r} needs a fewshot_split")
         if self.primary_metric is not None and self.primary_metric not in self.metrics:
             raise ValueError(f"task {self.name}: primary metric {self.primary_metric!r} is not one of {self.metrics}")
 
@@ -90,9 +118,13 @@ class TaskSpec:
             return 100.0 * base / variant if variant else None
         return 100.0 * variant / base if base else None
 
-    def fewshot_prefix(self) -> str:
-        """Description plus the fixed exemplars, each `text + delimiter + target`."""
-        shots = self.fewshot_examples[: self.num_fewshot]
-        parts = [f"{self.doc_to_text(d)}{self.target_delimiter}{self.doc_to_target(d)}" for d in shots]
-        body = self.fewshot_delimiter.join(parts)
-        return self.description + (body + self.fewshot_delimiter if body else "")
+    @property
+    def has_fewshot(self) -> bool:
+        return bool(self.fewshot_examples) or self.fewshot_split is not None
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        """What the engine is asked per request; also part of the unit key."""
+        kwargs: dict[str, Any] = {"until": list(self.until), "max_gen_toks": self.max_gen_toks}
+        if self.temperature > 0:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, seed=self.seed)
+        return kwargs

@@ -1,0 +1,119 @@
+"""Generation speed and exactness: unicomp's continuous-batching engine vs `transformers.generate`
+and vs lm-eval 0.4.13's HFLM `generate_until`, on the same GSM8K prompts, model, batch size and threads.
+
+    UNICOMP_DATA_DIR=../shared/data python bench/generation_speed.py --limit 32 --json bench/results/generation_speed.json
+
+Prompts: lm-eval's `gsm8k` (5-shot, exemplars sampled as lm-eval samples them), greedy, fp32,
+stop at "Question:", 256 new tokens at most. Reports per engine: wall seconds, generated tokens
+(counted as our engine counts the answer: tokens up to and including the one that completes a
+stop string or the end of sequence), tokens/s, and whether the answer texts equal ours at batch 1.
+Needs the dev extra (lm-eval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+
+def gsm8k_prompts(limit: int) -> tuple[list[str], dict]:
+    from unicomp.evaluate.prompts import contexts
+    from unicomp.evaluate.runner import load_task_docs
+    from unicomp.evaluate.tasks import get_task
+
+    spec = get_task("gsm8k")
+    docs, resolved = load_task_docs(spec, limit)
+    return contexts(spec, docs, resolved.fewshot_rows, spec.num_fewshot), spec.generation_kwargs()
+
+
+def run_ours(model, tok, prompts, kwargs, batch_size):
+    from unicomp.evaluate.lm import LanguageModel
+
+    lm = LanguageModel(model, tok, batch_size=batch_size)
+    start = time.perf_counter()
+    out = lm.generate([(p, kwargs) for p in prompts])
+    return [g.text for g in out], time.perf_counter() - start, sum(g.completion_tokens for g in out)
+
+
+def run_transformers(model, tok, prompts, kwargs, batch_size):
+    """`generate` on static batches sorted by length, stop strings via its `stop_strings`."""
+    from unicomp.evaluate.generation import cut_at_stop
+    from unicomp.evaluate.lm import LanguageModel
+
+    lm = LanguageModel(model, tok, batch_size=batch_size)
+    eos = lm.eos_token_ids()
+    enc = [lm.tok_encode(p) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -len(enc[i]))
+    texts: list[str] = [""] * len(prompts)
+    start = time.perf_counter()
+    for s in range(0, len(order), batch_size):
+        chunk = order[s:s + batch_size]
+        width = max(len(enc[i]) for i in chunk)
+        ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+        att = torch.zeros_like(ids)
+        for b, i in enumerate(chunk):
+            ids[b, width - len(enc[i]):] = torch.tensor(enc[i])
+            att[b, width - len(enc[i]):] = 1
+        out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=kwargs["max_gen_toks"], do_sample=False,
+                             temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id, eos_token_id=eos,
+                             stop_strings=kwargs["until"], tokenizer=tok)
+        for b, i in enumerate(chunk):
+            texts[i] = cut_at_stop(tok.decode(out[b, width:].tolist(), skip_special_tokens=True), kwargs["until"])
+    return texts, time.perf_counter() - start
+
+
+def run_lm_eval(model, tok, prompts, kwargs, batch_size):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    hflm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+    reqs = [Instance("generate_until", {}, (p, dict(kwargs)), i) for i, p in enumerate(prompts)]
+    start = time.perf_counter()
+    texts = hflm.generate_until(reqs, disable_tqdm=True)
+    return texts, time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--limit", type=int, default=32)
+    ap.add_argument("--batch-sizes", default="1,16")
+    ap.add_argument("--engines", default="ours,transformers,lm_eval")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    from unicomp.models.loading import load_model
+
+    loaded = load_model(args.model, dtype="float32")
+    model, tok = loaded.model, loaded.tokenizer
+    prompts, kwargs = gsm8k_prompts(args.limit)
+    report = {"model": args.model, "limit": args.limit, "threads": torch.get_num_threads(), "kwargs": kwargs,
+              "prompt_tokens_mean": sum(len(tok(p)["input_ids"]) for p in prompts) / len(prompts), "runs": []}
+    reference, tokens = None, None
+    for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        for engine in args.engines.split(","):
+            if engine == "ours":
+                texts, seconds, n = run_ours(model, tok, prompts, kwargs, bs)
+                if reference is None:
+                    reference, tokens = texts, n
+            elif engine == "transformers":
+                texts, seconds = run_transformers(model, tok, prompts, kwargs, bs)
+            else:
+                texts, seconds = run_lm_eval(model, tok, prompts, kwargs, bs)
+            same = None if reference is None else sum(a == b for a, b in zip(texts, reference))
+            row = {"engine": engine, "batch_size": bs, "seconds": round(seconds, 2),
+                   "tokens_per_s": round(tokens / seconds, 1) if tokens else None, "same_text_as_ours_bs1": same}
+            report["runs"].append(row)
+            print(json.dumps(row), flush=True)
+    report["generated_tokens"] = tokens
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
