@@ -37,6 +37,33 @@ def test_wikitext_detokenizer_and_counts_equal_lm_eval(mirror):
         assert count_words(page) == process_results(page, [0.0])["word_perplexity"][1]
 
 
+def _document_level_pages(raw: str) -> list[str]:
+    """EleutherAI/wikitext_document_level's loader, step for step: split the raw file on "\n",
+    a new page at each level-1 heading, pages joined with "\n"."""
+    pages, block = [], []
+    for line in raw.split("\n"):
+        rline = line.replace("= = =", "===").replace("= =", "==").strip()
+        if rline.startswith("= ") and rline.strip().endswith(" ="):
+            page = "\n".join(block)
+            if page.strip():
+                pages.append(page)
+            block = []
+        block.append(line)
+    page = "\n".join(block)
+    if page.strip():
+        pages.append(page)
+    return pages
+
+
+def test_wikitext_pages_equal_the_document_level_dataset_byte_for_byte(mirror):
+    rows = load_rows("Salesforce/wikitext", "wikitext-2-raw-v1", "test").rows
+    raw = "".join(r["text"] or " \n" for r in rows)  # the raw file: blank lines are " " there, "" on the hub
+    expected = _document_level_pages(raw)
+    ours = [p["page"] for p in wikitext_pages(rows)]
+    assert ours == expected
+    assert ours[-1].endswith("\n") and not ours[0].endswith("\n")  # the last page keeps the file's final newline
+
+
 def test_winogrande_partial_scoring_matches_lm_eval(mirror):
     from lm_eval.tasks.winogrande import preprocess_winogrande as ref
 

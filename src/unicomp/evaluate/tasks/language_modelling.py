@@ -34,7 +34,9 @@ def wikitext_pages(rows: list[Doc]) -> list[Doc]:
                 pages.append({"page": page})
             current = []
         current.append(line)
-    page = "\n".join(current)
+    # The raw file ends with a newline, so splitting it on "\n" (what the document-level dataset
+    # does) leaves one empty last line: the last page ends with "\n".
+    page = "\n".join([*current, ""])
     if page.strip():
         pages.append({"page": page})
     return pages
@@ -81,7 +83,7 @@ TASKS: list[TaskSpec] = [
         metrics=("word_perplexity", "byte_perplexity", "bits_per_byte"),
         lower_is_better=("word_perplexity", "byte_perplexity", "bits_per_byte", "token_perplexity"),
         doc_counts={"words": count_words, "bytes": count_bytes},
-        reference="lm-eval 0.4.13 wikitext/wikitext.yaml", version="2", fields=("text",),
+        reference="lm-eval 0.4.13 wikitext/wikitext.yaml", version="3", fields=("text",),
     ),
     TaskSpec(
         name="wikitext2_fixed", category="language_modelling", output_type="fixed_window_perplexity",
