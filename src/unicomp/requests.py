@@ -56,6 +56,8 @@ class EvalRequest(Request):
     data_sources: list[str] | None = None
     trust_remote_code: bool = False
     strict_sources: bool = False
+    # generation tasks answered by an OpenAI-compatible server (EndpointConfig fields), else in-process
+    endpoint: dict[str, Any] | None = None
 
 
 class CompressRequest(Request):

@@ -54,9 +54,17 @@ class EndpointConfig(BaseModel):
 class EndpointModel:
     """A model behind an OpenAI-compatible endpoint, answering generate_until requests."""
 
-    def __init__(self, config: EndpointConfig) -> None:
+    def __init__(self, config: EndpointConfig, *, max_length: int | None = None, add_bos_token: bool | None = None) -> None:
         self.config = config
         self.base_url = config.base_url.rstrip("/")
+        # the served model's context and BOS rule as the caller knows them: part of a result's settings
+        self.max_length = max_length or 0
+        self.add_bos_token = add_bos_token
+
+    @property
+    def supports_chat(self) -> bool:
+        """Chat-message prompts go to /chat/completions, where the server applies its own template."""
+        return self.config.chat
 
     def record(self) -> dict[str, Any]:
         """What identifies the model for provenance and cache keys (no key, no tuning knobs)."""

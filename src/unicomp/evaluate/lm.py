@@ -426,6 +426,11 @@ class LanguageModel:
             return []
         return [int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])]
 
+    @property
+    def supports_chat(self) -> bool:
+        """Whether chat-message prompts can be rendered (the tokenizer has a chat template)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
     def render(self, context: Context) -> str:
         """A prompt string, or chat messages rendered with the tokenizer's chat template."""
         if isinstance(context, str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from unicomp.data.resolver import ResolvedDataset, load_rows
@@ -143,8 +143,6 @@ def evaluate_task(
     if resolved.fewshot:
         settings["fewshot_revision"] = resolved.fewshot.get("revision")
     if effective_fewshot(spec, num_fewshot) != spec.num_fewshot:
-        from dataclasses import replace
-
         spec = replace(spec, num_fewshot=effective_fewshot(spec, num_fewshot))
     runner = {
         "multiple_choice": _multiple_choice,
@@ -161,6 +159,9 @@ def evaluate_task(
         # The policy for prompts longer than the context (minus the answer's budget), and how often it applied.
         data["prompt_truncation"] = {"policy": "left: the oldest prompt tokens are dropped (lm-eval's rule)",
                                      "truncated_prompts": sum(1 for r in records if r.extra.get("truncated_tokens"))}
+        if spec.chat_template:
+            applied = all(r.extra.get("chat_template") for r in records)
+            data["chat_template"] = "applied" if applied else "the model has none: the turns were given as plain text"
     return TaskResult(spec.name, spec.category, scores, stderr, len(records), records, data, settings)
 
 
@@ -259,7 +260,10 @@ def _fixed_window(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots, pr
 
 def _generation(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots: list[list[dict]],
                 progress: Progress | None, limit: int | None):
-    prompts = [build_context(spec, d, doc_shots) for d, doc_shots in zip(docs, shots)]
+    chat = spec.chat_template and getattr(lm, "supports_chat", True)
+    # A model without a chat template gets the same turns as plain text (lighteval's fallback too).
+    as_built = spec if chat or not spec.chat_template else replace(spec, chat_template=False)
+    prompts = [build_context(as_built, d, doc_shots) for d, doc_shots in zip(docs, shots)]
     kwargs = spec.generation_kwargs()
     if spec.temperature > 0:  # one seed per item, so an item's sample is the same in any batch or backend
         requests = [(p, {**kwargs, "seed": (spec.seed or 0) + i}) for i, p in enumerate(prompts)]
@@ -284,7 +288,7 @@ def _generation(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots: list
             norm = spec.normalize
             per_item = {f"exact_match,{name}": float(norm(p) == norm(str(target))) for name, p in preds.items()}
         records.append(ItemRecord(str(i), _hash(prompt_text(prompt)), _jsonable(target), preds, None, None, out, per_item,
-                                  extras[i]))
+                                  {**extras[i], "chat_template": bool(chat)} if spec.chat_template else extras[i]))
     scores, stderr = _aggregate(records, metric_names, spec.aggregations)
     return records, scores, stderr
 

@@ -47,11 +47,16 @@ def prepare_tasks(task_names: list[str], limit_for, *, data_dir, sources=None, s
 
 
 def _evaluate_units(model: ModelRef, prepared, *, limit_for, num_fewshot, batch_size, max_length, device,
-                    add_bos_token=None, needs: tuple[str, ...] = ()) -> list[EvaluateUnit]:
+                    add_bos_token=None, needs: tuple[str, ...] = (), endpoint=None) -> list[EvaluateUnit]:
     return [EvaluateUnit(name=f"evaluate {model.label} x {spec.name}", model=model, spec=spec, docs=docs, resolved=resolved,
                          limit=limit_for(spec.name), num_fewshot=num_fewshot, batch_size=batch_size,
-                         max_length=max_length, add_bos_token=add_bos_token, needs=needs, device=device)
+                         max_length=max_length, add_bos_token=add_bos_token, needs=needs, device=device,
+                         endpoint=endpoint)
             for spec, docs, resolved in prepared]
+
+
+def _endpoint(cfg, label: str):
+    return cfg.backend.endpoint_for(label) if cfg.backend is not None else None
 
 
 def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
@@ -70,7 +75,7 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     ev = cfg.evaluation
     common = dict(limit_for=cfg.limit_for, num_fewshot=ev.num_fewshot, batch_size=ev.batch_size, max_length=max_length,
                   device=cfg.device)
-    units: list[Unit] = list(_evaluate_units(base, prepared, **common))
+    units: list[Unit] = list(_evaluate_units(base, prepared, endpoint=_endpoint(cfg, "base"), **common))
     models = {"base": base}
     wikitext = None
     if cfg.distance.enabled:
@@ -92,7 +97,7 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
             needs = (compress.name,)
             ref = ModelRef(variant.name, produced_by=compress.name)
         models[variant.name] = ref
-        units.extend(_evaluate_units(ref, prepared, needs=needs, **common))
+        units.extend(_evaluate_units(ref, prepared, needs=needs, endpoint=_endpoint(cfg, variant.name), **common))
         if wikitext is not None:
             units.append(DistanceUnit(name=f"distance {variant.name} vs base", base=base, variant=ref, resolved=wikitext,
                                       windows=cfg.distance.windows, seq_len=cfg.distance.seq_len, needs=needs))
@@ -111,7 +116,7 @@ def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
 
     units = _evaluate_units(model, prepared, limit_for=lambda name: req.limit, num_fewshot=req.num_fewshot,
                             batch_size=req.batch_size, max_length=resolve_max_length(loaded.model, loaded.tokenizer),
-                            device=req.device)
+                            device=req.device, endpoint=req.endpoint)
     return Plan(list(units), {"model": model}, prepared)
 
 

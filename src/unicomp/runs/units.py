@@ -108,14 +108,22 @@ class EvaluateUnit(Unit):
     add_bos_token: bool | None = None
     needs: tuple[str, ...] = ()
     device: str = "cpu"
+    endpoint: dict[str, Any] | None = None  # EndpointConfig fields: generation through that server
 
     def bind(self, done: dict[str, Any]) -> None:
         _bind_model(self.model, done)
 
+    @property
+    def uses_endpoint(self) -> bool:
+        return self.endpoint is not None and self.spec.output_type == "generate_until"
+
     def settings(self) -> dict[str, Any]:
         from unicomp.evaluate.runner import task_settings
 
-        return task_settings(self.spec, self.limit, self.num_fewshot, self.max_length or 0, self.add_bos_token)
+        settings = task_settings(self.spec, self.limit, self.num_fewshot, self.max_length or 0, self.add_bos_token)
+        if self.uses_endpoint:  # served answers are keyed apart from in-process ones (another engine, maybe dtype)
+            settings["backend"] = {k: self.endpoint[k] for k in ("type", "base_url", "model")}
+        return settings
 
     def key(self) -> str | None:
         if self.model.fingerprint is None or self.max_length is None:
@@ -126,7 +134,13 @@ class EvaluateUnit(Unit):
         from unicomp.evaluate.runner import evaluate_task
 
         ctx.pool.identify(self.model)
-        lm = ctx.language_model(self.model.spec, self.batch_size, self.max_length)
+        if self.uses_endpoint:
+            from unicomp.evaluate.endpoint import EndpointConfig, EndpointModel
+
+            lm = EndpointModel(EndpointConfig(**self.endpoint), max_length=self.max_length,
+                               add_bos_token=self.add_bos_token)
+        else:
+            lm = ctx.language_model(self.model.spec, self.batch_size, self.max_length)
         with ctx.progress(f"{self.model.label} x {self.spec.name}", len(self.docs)) as advance:
             result = evaluate_task(lm, self.spec, self.docs, self.resolved, limit=self.limit,
                                    num_fewshot=self.num_fewshot, progress=advance)
