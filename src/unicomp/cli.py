@@ -119,7 +119,7 @@ def _print_results(exported: dict) -> None:
         table.add_column(col, justify="right" if col in ("value", "± stderr", "n") else "left")
     from unicomp.evaluate.tasks import get_task
 
-    shown = [u for u in units if not get_task(u["task"]).group] + group_scores(units)
+    shown = [u for u in units if not get_task(u["task"]).group or get_task(u["task"]).report_members] + group_scores(units)
     fallbacks = {}
     for u in shown:
         data = u.get("data") or {}
@@ -342,6 +342,9 @@ def _print_retention(result: dict) -> None:
                       _fmt(r["retained_pct"], ".1f"), str(r.get("correct_to_wrong", "")), str(r.get("wrong_to_correct", "")),
                       _fmt(r.get("prediction_agreement"), ".3f"))
     console.print(table)
+    notes = {r["task"]: r["note"] for r in result["rows"] if r.get("note")}
+    for task, note in notes.items():
+        console.print(f"note: {task}: {note}", highlight=False)
     cats = Table(title="mean retention per category (%)")
     categories = sorted({c["category"] for c in result["categories"]})
     cats.add_column("model")

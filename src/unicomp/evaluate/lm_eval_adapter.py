@@ -60,7 +60,33 @@ LM_EVAL_MIRROR_TASKS: dict[str, tuple[str, str, str]] = {
     "hellaswag": ("hellaswag/hellaswag.yaml", "Rowan/hellaswag/default/validation.jsonl", "validation"),
     "piqa": ("piqa/piqa.yaml", "ybisk/piqa/default/validation.jsonl", "validation"),
     "winogrande": ("winogrande/default.yaml", "allenai/winogrande/winogrande_xl/validation.jsonl", "validation"),
+    "bbq": ("bbq/bbq_multiple_choice.yaml", "oskarvanderwal/bbq/All/test.jsonl", "test"),
 }
+# lm-eval task -> {its few-shot split key ("training_split", "validation_split", "fewshot_split"): split};
+# that split's file sits next to the test file.
+LM_EVAL_MIRROR_FEWSHOT: dict[str, dict[str, str]] = {}
+LM_EVAL_MIRROR_TASKS["gsm8k"] = ("gsm8k/gsm8k.yaml", "openai/gsm8k/main/test.jsonl", "test")
+LM_EVAL_MIRROR_FEWSHOT["gsm8k"] = {"training_split": "train", "fewshot_split": "train"}
+
+
+def _add_multilingual_mirror_tasks() -> None:
+    """xcopa_*, mgsm_native_cot_* and global_mmlu_full_*_* by language. Global-MMLU is not in the
+    shared mirror; a folder laid out like the hub (a test fixture, a user's copy) serves it."""
+    from unicomp.evaluate.tasks.mmlu_subjects import MMLU_SUBJECTS
+    from unicomp.evaluate.tasks.multilingual import GLOBAL_MMLU_LANGUAGES, MGSM_LANGUAGES, XCOPA_CONNECTORS
+
+    entries = [(f"xcopa_{lang}", f"xcopa/default_{lang}.yaml", f"cambridgeltl/xcopa/{lang}", {"validation_split": "validation"})
+               for lang in XCOPA_CONNECTORS]
+    entries += [(f"mgsm_native_cot_{lang}", f"mgsm/native_cot/mgsm_native_cot_{lang}.yaml", f"juletxara/mgsm/{lang}",
+                 {"training_split": "train"}) for lang in MGSM_LANGUAGES]
+    entries += [(f"global_mmlu_full_{lang}_{s}", f"global_mmlu/full/{lang}/global_mmlu_full_{lang}_{s}.yaml",
+                 f"CohereForAI/Global-MMLU/{lang}", {"fewshot_split": "dev"}) for lang in GLOBAL_MMLU_LANGUAGES for s in MMLU_SUBJECTS]
+    for name, yaml_rel, data_dir, fewshot in entries:
+        LM_EVAL_MIRROR_TASKS[name] = (yaml_rel, f"{data_dir}/test.jsonl", "test")
+        LM_EVAL_MIRROR_FEWSHOT[name] = fewshot
+
+
+_add_multilingual_mirror_tasks()
 
 
 def write_lm_eval_mirror_tasks(folder, names, mirror) -> list[str]:
@@ -75,13 +101,19 @@ def write_lm_eval_mirror_tasks(folder, names, mirror) -> list[str]:
     out = []
     for name in names:
         if name not in LM_EVAL_MIRROR_TASKS:
-            raise UnicompError(f"no mirror mapping for lm-eval task {name!r}", f"use one of {', '.join(LM_EVAL_MIRROR_TASKS)}")
+            raise UnicompError(f"no mirror mapping for lm-eval task {name!r}",
+                               f"use a task of LM_EVAL_MIRROR_TASKS, e.g. {', '.join(list(LM_EVAL_MIRROR_TASKS)[:6])}")
         yaml_rel, data_rel, split = LM_EVAL_MIRROR_TASKS[name]
-        other = {"test": "validation", "validation": "test"}[split]
+        fewshot = LM_EVAL_MIRROR_FEWSHOT.get(name, {})
+        splits = {"validation_split": None, "test_split": None, "training_split": None, "fewshot_split": None,
+                  f"{split}_split": split, **fewshot}
+        # Few-shot files first: `datasets` infers the columns' types from the first file, and MGSM's
+        # test rows have only nulls where the exemplars have text.
+        files = {**{s: (mirror / data_rel).with_name(f"{s}.jsonl") for s in fewshot.values()}, split: mirror / data_rel}
         folder.joinpath(f"mirror_{name}.yaml").write_text(
             f"include: {tasks_root / yaml_rel}\ntask: mirror_{name}\ntag: []\ndataset_path: json\ndataset_name: null\n"
-            f"dataset_kwargs:\n  data_files:\n    {split}: {mirror / data_rel}\n"
-            f"{split}_split: {split}\n{other}_split: null\ntraining_split: null\n")
+            "dataset_kwargs:\n  data_files:\n" + "".join(f"    {s}: {f}\n" for s, f in files.items())
+            + "".join(f"{key}: {value or 'null'}\n" for key, value in splits.items()))
         out.append(f"mirror_{name}")
     return out
 

@@ -15,7 +15,7 @@ from unicomp.evaluate.tasks import get_task
 
 def _display_name(task: str) -> str:
     spec = get_task(task)
-    return spec.group or spec.name
+    return spec.group if spec.group and not spec.report_members else spec.name
 
 
 def pooled_units(units: dict[str, dict[str, Any]], records: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
@@ -59,8 +59,9 @@ def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[st
     for task, b in base.items():
         spec = b["spec"]
         metric = spec.ranked_by
+        note = {"note": spec.note} if spec.note else {}
         rows.append({"model": "base", "task": task, "category": b["category"], "metric": metric,
-                     "score": b["scores"][metric], "delta": 0.0, "retained_pct": 100.0, "n_items": b["n_items"]})
+                     "score": b["scores"][metric], "delta": 0.0, "retained_pct": 100.0, "n_items": b["n_items"], **note})
         for name, tasks in variants.items():
             v = tasks.get(task)
             if v is None or metric not in v["scores"]:
@@ -68,7 +69,7 @@ def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[st
             ret = spec.retained(metric, b["scores"][metric], v["scores"][metric])
             row = {"model": name, "task": task, "category": b["category"], "metric": metric,
                    "score": v["scores"][metric], "delta": v["scores"][metric] - b["scores"][metric],
-                   "retained_pct": ret, "n_items": v["n_items"],
+                   "retained_pct": ret, "n_items": v["n_items"], **note,
                    **paired(metric, b["records"], v["records"], spec.lower_is_better)}
             rows.append(row)
             if ret is not None:

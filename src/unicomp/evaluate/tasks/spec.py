@@ -59,6 +59,9 @@ class TaskSpec:
     seq_len: int = 2048
     group: str | None = None
     subgroup: str | None = None
+    # Reports pool a group's members into one row (MMLU's subjects); per-language groups (XCOPA,
+    # MGSM) keep a row per member instead, and their category mean weighs each language once.
+    report_members: bool = False
     version: str = "1"
     reference: str = ""
     # Row fields the task reads (dotted for nested ones, e.g. "choices.text"): checked on every
