@@ -384,8 +384,10 @@ def ls_tasks() -> None:
                       ", ".join(spec.metrics))
     for group, members in GROUPS.items():
         first = get_task(members[0])
-        table.add_row(group, first.category, f"group of {len(members)} tasks", f"{first.dataset.id} <subject> {first.dataset.split}",
-                      ", ".join(first.metrics))
+        configs = sorted({get_task(m).dataset.config or "" for m in members})
+        part = configs[0] if len(configs) == 1 else f"<{len(configs)} configs>"
+        table.add_row(group, first.category, f"group of {len(members)} tasks: {members[0]}, ...",
+                      f"{first.dataset.id} {part} {first.dataset.split}", ", ".join(first.metrics))
     console.print(table)
 
 

@@ -1,0 +1,141 @@
+"""Exactness of generation tasks against lm-eval 0.4.13: prompts, greedy generations and scores.
+
+    UNICOMP_DATA_DIR=../shared/data python bench/generation_parity.py --tasks gsm8k,ifeval --limit 20 \\
+        --json bench/results/generation_parity.json
+
+For each task, lm-eval builds its own requests from its own YAML (re-pointed at the mirror files)
+with `simple_evaluate`'s few-shot seed; unicomp builds its prompts; the two are compared
+character for character. Then lm-eval's HFLM (`generate_until`, batch 16) and unicomp's engine
+(batch 16) generate greedily on the same model object, and the texts are compared; finally each
+side's generations are scored by lm-eval's filters and metric and by ours, which must agree.
+`--max-gen-toks` shortens every answer for both engines (IFEval allows 1280 tokens: hours on a CPU).
+Needs the dev extra (lm-eval[ifeval]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def lm_eval_task(name: str, mirror: Path, folder: Path):
+    import lm_eval
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    from unicomp.evaluate.lm_eval_adapter import write_lm_eval_mirror_tasks
+
+    if name == "ifeval":  # its only split is "train", used as the test split
+        from unicomp.evaluate.instructions.nltk_resources import use_shipped_nltk_data
+
+        use_shipped_nltk_data()
+        config = load_yaml(Path(lm_eval.__file__).parent / "tasks" / "ifeval" / "ifeval.yaml")
+        config.update(dataset_path="json", dataset_name=None,
+                      dataset_kwargs={"data_files": {"train": str(mirror / "google/IFEval/default/train.jsonl")}})
+        return ConfigurableTask(config=config)
+    write_lm_eval_mirror_tasks(folder, [name], mirror)
+    return TaskManager(include_path=str(folder)).load(f"mirror_{name}")["tasks"][f"mirror_{name}"]
+
+
+def compare(name: str, limit: int, max_gen_toks: int | None, model, tok, batch_size: int, mirror: Path, folder: Path) -> dict:
+    from dataclasses import replace
+
+    from lm_eval.models.huggingface import HFLM
+
+    from unicomp.evaluate.lm import LanguageModel
+    from unicomp.evaluate.prompts import contexts
+    from unicomp.evaluate.runner import _generation, load_task_docs
+    from unicomp.evaluate.tasks import get_task
+
+    task = lm_eval_task(name, mirror, folder)
+    task.set_fewshot_seed(1234)
+    task.build_all_requests(limit=limit, rank=0, world_size=1)
+    instances = sorted(task.instances, key=lambda inst: inst.doc_id)
+    spec = get_task(name)
+    if max_gen_toks:
+        spec = replace(spec, max_gen_toks=max_gen_toks)
+        for inst in instances:
+            inst.arguments = (inst.args[0], {**inst.args[1], "max_gen_toks": max_gen_toks})
+    docs, resolved = load_task_docs(spec, limit)
+    ours_prompts = contexts(spec, docs, resolved.fewshot_rows, spec.num_fewshot)
+    same_prompts = sum(a == inst.args[0] for a, inst in zip(ours_prompts, instances))
+
+    hflm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
+    start = time.perf_counter()
+    theirs = hflm.generate_until(instances, disable_tqdm=True)
+    lm_eval_s = time.perf_counter() - start
+    lm = LanguageModel(model, tok, batch_size=batch_size)
+    start = time.perf_counter()
+    gens = lm.generate([(p, spec.generation_kwargs()) for p in ours_prompts])
+    ours_s = time.perf_counter() - start
+    ours = [g.text for g in gens]
+
+    class Fixed:  # hands a list of answers to our scorer
+        def __init__(self, texts):
+            self.texts = texts
+
+        def generate_until(self, requests, progress=None):
+            return self.texts
+
+    def score_both(texts):
+        _, our_scores, _ = _generation(Fixed(texts), spec, docs, [[] for _ in docs], None, None)
+        for inst, text in zip(instances, texts):
+            inst.resps = [text]
+        task.apply_filters()
+        per_metric: dict[str, list] = {}
+        for inst in instances:
+            for key, resp in inst.filtered_resps.items():
+                for metric, value in task.process_results(inst.doc, [resp]).items():
+                    per_metric.setdefault(metric if key == "none" else f"{metric},{key}", []).append(value)
+        agg = task.aggregation()
+        lm_scores = {k: float(agg[k.split(",")[0]](v)) for k, v in per_metric.items()}
+        return our_scores, lm_scores
+
+    ours_scored, theirs_scored = score_both(ours)
+    return {"task": name, "items": len(instances), "max_gen_toks": spec.max_gen_toks,
+            "prompts_equal": f"{same_prompts}/{len(instances)}",
+            "generations_equal": f"{sum(a == b for a, b in zip(ours, theirs))}/{len(instances)}",
+            "first_difference": next(({"item": i, "ours": a[:300], "lm_eval": b[:300]}
+                                      for i, (a, b) in enumerate(zip(ours, theirs)) if a != b), None),
+            "scores_ours": ours_scored, "scores_lm_eval_on_our_generations": theirs_scored,
+            "generated_tokens": sum(g.completion_tokens for g in gens),
+            "seconds_ours": round(ours_s, 1), "seconds_lm_eval": round(lm_eval_s, 1),
+            "speedup": round(lm_eval_s / ours_s, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--tasks", default="gsm8k,ifeval")
+    ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-gen-toks", type=int, default=None)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    from unicomp.models.loading import load_model
+
+    mirror = Path(os.environ["UNICOMP_DATA_DIR"]).resolve()
+    loaded = load_model(args.model, dtype="float32")
+    report = {"model": loaded.record()["name"], "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+              "tasks": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in [t for t in args.tasks.split(",") if t]:
+            row = compare(name, args.limit, args.max_gen_toks, loaded.model, loaded.tokenizer, args.batch_size, mirror,
+                          Path(tmp))
+            report["tasks"].append(row)
+            print(json.dumps(row, indent=1), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
