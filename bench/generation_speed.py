@@ -1,12 +1,14 @@
 """Generation speed and exactness: unicomp's continuous-batching engine vs `transformers.generate`
 and vs lm-eval 0.4.13's HFLM `generate_until`, on the same GSM8K prompts, model, batch size and threads.
 
-    UNICOMP_DATA_DIR=../shared/data python bench/generation_speed.py --limit 32 --json bench/results/generation_speed.json
+    UNICOMP_DATA_DIR=../shared/data python bench/generation_speed.py --limit 48 --limit-bs1 12 \
+        --json bench/results/generation_speed.json
 
 Prompts: lm-eval's `gsm8k` (5-shot, exemplars sampled as lm-eval samples them), greedy, fp32,
-stop at "Question:", 256 new tokens at most. Reports per engine: wall seconds, generated tokens
-(counted as our engine counts the answer: tokens up to and including the one that completes a
-stop string or the end of sequence), tokens/s, and whether the answer texts equal ours at batch 1.
+stop at "Question:", 256 new tokens at most. Reports per engine and batch size: wall seconds (prefill included), tokens/s of answer tokens
+(counted by our engine: up to and including the token that completes a stop string or ends the
+sequence; every engine produces the same answers, so the same work), and whether the texts
+equal ours (and ours equal ours at the other batch size).
 Needs the dev extra (lm-eval).
 """
 
@@ -84,6 +86,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,16")
     ap.add_argument("--engines", default="ours,transformers,lm_eval")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--limit-bs1", type=int, default=None, help="prompts for batch size 1 (default: --limit)")
     args = ap.parse_args()
 
     from unicomp.models.loading import load_model
@@ -93,23 +96,29 @@ def main() -> None:
     prompts, kwargs = gsm8k_prompts(args.limit)
     report = {"model": args.model, "limit": args.limit, "threads": torch.get_num_threads(), "kwargs": kwargs,
               "prompt_tokens_mean": sum(len(tok(p)["input_ids"]) for p in prompts) / len(prompts), "runs": []}
-    reference, tokens = None, None
+    ours_by_prompt: dict[str, str] = {}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
+        subset = prompts[:args.limit_bs1] if bs == 1 and args.limit_bs1 else prompts
+        reference, tokens = None, None
         for engine in args.engines.split(","):
             if engine == "ours":
-                texts, seconds, n = run_ours(model, tok, prompts, kwargs, bs)
-                if reference is None:
-                    reference, tokens = texts, n
+                texts, seconds, tokens = run_ours(model, tok, subset, kwargs, bs)
+                reference = texts
+                same_other_bs = sum(ours_by_prompt.get(p, t) == t for p, t in zip(subset, texts))
+                ours_by_prompt.update(zip(subset, texts))
             elif engine == "transformers":
-                texts, seconds = run_transformers(model, tok, prompts, kwargs, bs)
+                texts, seconds = run_transformers(model, tok, subset, kwargs, bs)
             else:
-                texts, seconds = run_lm_eval(model, tok, prompts, kwargs, bs)
-            same = None if reference is None else sum(a == b for a, b in zip(texts, reference))
-            row = {"engine": engine, "batch_size": bs, "seconds": round(seconds, 2),
-                   "tokens_per_s": round(tokens / seconds, 1) if tokens else None, "same_text_as_ours_bs1": same}
+                texts, seconds = run_lm_eval(model, tok, subset, kwargs, bs)
+            row = {"engine": engine, "batch_size": bs, "prompts": len(subset), "seconds": round(seconds, 2),
+                   # our count of answer tokens, the same work for every engine (they stop at the same places)
+                   "tokens_per_s": round(tokens / seconds, 1) if tokens else None,
+                   "same_text_as_ours": None if reference is None else f"{sum(a == b for a, b in zip(texts, reference))}/{len(subset)}"}
+            if engine == "ours":
+                row["generated_tokens"] = tokens
+                row["same_text_as_ours_at_other_batch_sizes"] = f"{same_other_bs}/{len(subset)}"
             report["runs"].append(row)
             print(json.dumps(row), flush=True)
-    report["generated_tokens"] = tokens
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -353,8 +353,12 @@ def _print_retention(result: dict) -> None:
     models = list(dict.fromkeys(c["model"] for c in result["categories"]))
     for m in models:
         vals = {c["category"]: c["mean_retained_pct"] for c in result["categories"] if c["model"] == m}
-        cats.add_row(m, *[_fmt(vals.get(c), ".1f") for c in categories])
+        cats.add_row(m, *[_fmt(vals[c], ".1f") if vals.get(c) is not None else ("n/a" if c in vals else "")
+                          for c in categories])
     console.print(cats)
+    if any(c["mean_retained_pct"] is None for c in result["categories"]):
+        console.print("n/a: every task of the category scores 0 on the base, so no retention ratio exists "
+                      "(see the scores and flips above)", highlight=False)
     if result["distance"]:
         dist = Table(title="distance to base on WikiText-2 windows")
         for col in ("model", "KL mean", "KL p99", "KL max", "top-1 agreement"):

@@ -51,6 +51,8 @@ class ResolvedDataset:
         out["tried"] = list(self.tried)
         out["fallbacks"] = list(self.fallbacks)
         out["n_rows"] = len(self.rows)
+        if self.fewshot is None:  # only tasks with an exemplar split record one
+            del out["fewshot"]
         return out
 
     def where(self, index: int) -> str:
@@ -139,6 +141,11 @@ def load_rows(
                 lines=served.lines,
             )
     what = f"{dataset_id} config {config or 'default'} split {' / '.join(splits)}"
+    from unicomp.data.sources.hub import GATED_DATASETS, access_hint
+
+    if dataset_id in GATED_DATASETS:  # the fix is access, not another source
+        raise NotFoundError(f"no source has {what}: " + "; ".join(t for t in tried if "gated" not in t),
+                            access_hint(dataset_id) + "; or put a copy in a local mirror (UNICOMP_DATA_DIR)")
     raise NotFoundError(
         f"no source has {what}: " + "; ".join(tried),
         "set UNICOMP_DATA_DIR or data_dir to a local mirror laid out "

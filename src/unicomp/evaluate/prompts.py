@@ -38,9 +38,8 @@ def select_fewshot(spec: TaskSpec, docs: list[Doc], pool: list[Doc] | None, n: i
     """The exemplars of each document, in the order the prompt shows them."""
     if n <= 0:
         return [[] for _ in docs]
-    custom = getattr(spec, "select_shots", None)  # a task that follows another tool's rules (lighteval_protocol)
-    if custom is not None:
-        return custom(docs, pool, n)
+    if spec.select_shots is not None:  # a task that follows another tool's rules (lighteval_protocol)
+        return spec.select_shots(docs, pool, n)
     if spec.fewshot_sampler == "fixed":
         return [list(spec.fewshot_examples[:n]) for _ in docs]
     pool = list(pool or [])
@@ -94,9 +93,8 @@ def text_prefix(spec: TaskSpec, shots: list[Doc]) -> str:
 
 def build_context(spec: TaskSpec, doc: Doc, shots: list[Doc]) -> str | Messages:
     """The prompt of one document: a string, or chat messages when the task uses a chat template."""
-    custom = getattr(spec, "render_prompt", None)
-    if custom is not None:
-        return custom(doc, shots)
+    if spec.render_prompt is not None:
+        return spec.render_prompt(doc, shots)
     turns = _turns(spec, doc, shots)
     if not spec.chat_template:
         return "".join(content + delim for _, content, delim in turns)

@@ -1,7 +1,9 @@
 """Retained performance and paired statistics of each variant against its base.
 
 Retention = variant score / base score x 100 for higher-is-better metrics and base / variant x
-100 for lower-is-better ones (perplexities), so 100% always means "as good as the base". Which
+100 for lower-is-better ones (perplexities), so 100% always means "as good as the base". Where
+the base scores 0 there is no ratio: the row's retention is None and the category mean counts
+only tasks that have one (a category with none has no mean; reports print "n/a"). Which
 metric ranks a task and its direction come from the task spec, never from task names here.
 Paired statistics use the per-item records of the same items: flips (correct -> wrong, wrong ->
 correct) and agreement of predictions. Members of a group (MMLU's subjects) pool into one row.
@@ -72,8 +74,12 @@ def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[st
                    "retained_pct": ret, "n_items": v["n_items"], **note,
                    **paired(metric, b["records"], v["records"], spec.lower_is_better)}
             rows.append(row)
-            if ret is not None:
-                categories.setdefault(name, {}).setdefault(b["category"], []).append(ret)
-    category_rows = [{"model": name, "category": cat, "mean_retained_pct": sum(vals) / len(vals), "tasks": len(vals)}
-                     for name, cats in categories.items() for cat, vals in sorted(cats.items())]
+            # None where the base scores 0: no ratio; a category of only such tasks has no mean
+            categories.setdefault(name, {}).setdefault(b["category"], []).append(ret)
+    category_rows = []
+    for name, cats in categories.items():
+        for cat, values in sorted(cats.items()):
+            vals = [v for v in values if v is not None]
+            category_rows.append({"model": name, "category": cat, "mean_retained_pct": sum(vals) / len(vals) if vals else None,
+                                  "tasks": len(vals), "tasks_without_retention": len(values) - len(vals)})
     return {"rows": rows, "categories": category_rows, "distance": distances or {}}

@@ -4,6 +4,9 @@ On a machine without the hub, `load_dataset` retries for about 23 s before faili
 short `dataset_info` call probes first. A network failure is remembered for the rest of the
 process (one wait at most); an HTTP answer means the hub is up. The probe also gives the commit
 sha recorded as the revision. Timeout: `UNICOMP_HUB_TIMEOUT` seconds (default 5).
+
+A gated dataset (GPQA) is served only to an account that accepted its terms, so every miss of one
+(offline, unreachable, or refused) says how to get access, not just that the hub missed.
 """
 
 from __future__ import annotations
@@ -20,9 +23,28 @@ _TRUE = {"1", "true", "yes", "on"}
 # endpoint -> why it is unreachable; filled on the first network failure in this process.
 _unreachable: dict[str, str] = {}
 
+# Datasets known to be gated on the hub (their files need an accepted licence and a token).
+GATED_DATASETS = frozenset({"Idavidrein/gpqa"})
+
+
+def access_hint(dataset_id: str) -> str:
+    """How to get a gated dataset: accept its terms on its hub page, then log in on this machine."""
+    return (f"{dataset_id} is gated on the Hugging Face hub: accept its terms at "
+            f"https://huggingface.co/datasets/{dataset_id} (logged in), then run `hf auth login` "
+            "(`huggingface-cli login` before huggingface_hub 1.0) or set HF_TOKEN here")
+
 
 def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Path | None = None) -> Served:
     """Rows of one split from the hub, or SourceMiss saying why the hub cannot serve it."""
+    try:
+        return _fetch(dataset_id, config, split)
+    except SourceMiss as miss:
+        if dataset_id in GATED_DATASETS and dataset_id not in miss.reason:
+            raise SourceMiss(f"{miss.reason}; {access_hint(dataset_id)}", configured=miss.configured) from None
+        raise
+
+
+def _fetch(dataset_id: str, config: str | None, split: str) -> Served:
     for var in _OFFLINE_VARS:
         if os.environ.get(var, "").strip().lower() in _TRUE:
             raise SourceMiss(f"offline mode ({var}={os.environ[var]})", configured=False)
@@ -32,6 +54,8 @@ def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Pa
     try:
         dataset = datasets.load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # any loader failure is a miss; the next source may have the data
+        if is_gated_error(exc):
+            raise SourceMiss(access_hint(dataset_id)) from None
         if "script" not in str(exc).lower():
             raise SourceMiss(f"load_dataset failed: {_first_line(exc)}") from None
         # Script-based repos (e.g. ybisk/piqa) no longer load with datasets >= 4; the hub keeps an
@@ -55,7 +79,7 @@ def _probe(dataset_id: str) -> str | None:
     try:
         info = HfApi(endpoint=endpoint).dataset_info(dataset_id, timeout=timeout)
     except GatedRepoError:
-        raise SourceMiss(f"{dataset_id} is gated on the hub (accept its terms, then `hf auth login`)") from None
+        raise SourceMiss(access_hint(dataset_id)) from None
     except RepositoryNotFoundError:
         raise SourceMiss(f"{dataset_id} not found on the hub (or private)") from None
     except HfHubHTTPError:
@@ -64,6 +88,20 @@ def _probe(dataset_id: str) -> str | None:
         _unreachable[endpoint] = f"{endpoint} unreachable ({_first_line(exc)})"
         raise SourceMiss(_unreachable[endpoint]) from None
     return info.sha
+
+
+def is_gated_error(exc: BaseException) -> bool:
+    """Whether a loader failure is the hub refusing a gated repo (datasets wraps GatedRepoError)."""
+    from huggingface_hub.errors import GatedRepoError
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, GatedRepoError) or "is a gated dataset" in str(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _timeout() -> float:

@@ -16,7 +16,7 @@ Doc = dict[str, Any]
 # Categories are open: a new track names its own (instruction_following, multilingual, truthfulness,
 # ...). These are the ones the report orders first.
 CATEGORIES = ("knowledge", "reasoning", "language_modelling")
-FEWSHOT_SAMPLERS = ("fixed", "first_n", "random")
+FEWSHOT_SAMPLERS = ("fixed", "first_n", "random", "lighteval")
 OUTPUT_TYPES = ("multiple_choice", "loglikelihood_rolling", "fixed_window_perplexity", "generate_until")
 
 
@@ -87,6 +87,10 @@ class TaskSpec:
     fewshot_sampler: str = "fixed"
     fewshot_seed: int = 1234
     doc_to_fewshot_target: Callable[[Doc], Any] | None = None
+    # A protocol of another tool (lighteval: sampler "lighteval") chooses its exemplars
+    # (docs, pool, n) -> shots per doc, and renders a prompt (doc, shots) -> text or messages.
+    select_shots: Callable[[list[Doc], list[Doc] | None, int], list[list[Doc]]] | None = None
+    render_prompt: Callable[[Doc, list[Doc]], Any] | None = None
     # Chat: the prompt becomes messages rendered by the model's chat template; few-shot exemplars
     # become user/assistant turns when `fewshot_as_multiturn`, else one user message (lm-eval's rule).
     chat_template: bool = False
