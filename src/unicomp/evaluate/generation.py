@@ -71,15 +71,16 @@ def _slot_layer_class():
         """Keys and values of one layer for all live rows, preallocated along the sequence axis:
         `update` writes the new column in place and returns views of the filled part."""
 
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        def __init__(self, key_parts: list[torch.Tensor], value_parts: list[torch.Tensor], width: int,
+                     capacity: int) -> None:
+            """Stack row groups, each right-aligned at `width` with zeros on its left (masked, but
+            finite: a masked position still multiplies its value by 0). Columns past `width` are
+            left unset: nothing reads them before `update` writes them."""
             super().__init__()
-            b, h, n, d = keys.shape
-            self._k = keys.new_zeros(b, h, capacity, d)
-            self._v = values.new_zeros(b, h, capacity, values.shape[-1])
-            self._k[:, :, :n] = keys
-            self._v[:, :, :n] = values
-            self.n = n
-            self.device = keys.device
+            self._k = _stack_right_aligned(key_parts, width, capacity)
+            self._v = _stack_right_aligned(value_parts, width, capacity)
+            self.n = width
+            self.device = self._k.device
             self.is_initialized = True
             self._views()
 
@@ -89,8 +90,8 @@ def _slot_layer_class():
         def update(self, key_states, value_states, *args, **kwargs):
             s = key_states.shape[-2]
             if self.n + s > self._k.shape[2]:
-                self._k = torch.cat([self._k, torch.zeros_like(self._k)], dim=2)
-                self._v = torch.cat([self._v, torch.zeros_like(self._v)], dim=2)
+                self._k = torch.cat([self._k, torch.empty_like(self._k)], dim=2)
+                self._v = torch.cat([self._v, torch.empty_like(self._v)], dim=2)
             self._k[:, :, self.n:self.n + s] = key_states
             self._v[:, :, self.n:self.n + s] = value_states
             self.n += s
@@ -206,14 +207,9 @@ class Decoder:
             new_masks.append(torch.cat([torch.zeros(1, width - n, dtype=torch.long), torch.ones(1, n, dtype=torch.long)], 1))
         merged = []
         for li in range(len(joining[0][1])):
-            parts_k, parts_v = [], []
-            if rows:
-                parts_k.append(_left_pad(layers[li].keys, width))
-                parts_v.append(_left_pad(layers[li].values, width))
-            for _, kv in joining:
-                parts_k.append(_left_pad(kv[li][0], width))
-                parts_v.append(_left_pad(kv[li][1], width))
-            merged.append(_slot_layer_class()(torch.cat(parts_k), torch.cat(parts_v), capacity))
+            keys = ([layers[li].keys] if rows else []) + [kv[li][0] for _, kv in joining]
+            values = ([layers[li].values] if rows else []) + [kv[li][1] for _, kv in joining]
+            merged.append(_slot_layer_class()(keys, values, width, capacity))
         return merged, torch.cat(new_masks)
 
     def _select(self, layers, mask, keep: list[int], rows: list[_Row]):
@@ -226,7 +222,9 @@ class Decoder:
         remaining = max(r.req.max_new - len(r.tokens) for r in rows)
         capacity = mask.shape[1] + remaining + 1
         idx = torch.tensor(keep, device=self.device)
-        layers = [_slot_layer_class()(layer.keys[idx, :, first:], layer.values[idx, :, first:], capacity) for layer in layers]
+        width = mask.shape[1]
+        layers = [_slot_layer_class()([layer.keys[idx, :, first:]], [layer.values[idx, :, first:]], width, capacity)
+                  for layer in layers]
         return layers, mask
 
     def _step(self, rows: list[_Row], layers: list, mask: torch.Tensor) -> None:
@@ -333,12 +331,17 @@ class Decoder:
                     progress(len(chunk))
 
 
-def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
-    n = t.shape[2]
-    if n == width:
-        return t
-    pad = t.new_zeros(t.shape[0], t.shape[1], width - n, t.shape[3])
-    return torch.cat([pad, t], dim=2)
+def _stack_right_aligned(parts: list[torch.Tensor], width: int, capacity: int) -> torch.Tensor:
+    """One [rows, heads, capacity, dim] buffer: each part's columns end at `width`, zeros before."""
+    first = parts[0]
+    out = first.new_empty(sum(p.shape[0] for p in parts), first.shape[1], capacity, first.shape[3])
+    row = 0
+    for part in parts:
+        b, n = part.shape[0], part.shape[2]
+        out[row:row + b, :, :width - n].zero_()
+        out[row:row + b, :, width - n:width] = part
+        row += b
+    return out
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
