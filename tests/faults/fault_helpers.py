@@ -26,7 +26,16 @@ def unicomp(*args: str, cwd: Path | None = None, env: dict | None = None, failpo
     if failpoint:
         full["UNICOMP_FAILPOINT"] = failpoint
     return subprocess.run([sys.executable, "-m", "unicomp", *args], capture_output=True, text=True, cwd=cwd,
-                          env=full, timeout=timeout)
+                          env=full, timeout=timeout, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as in a terminal, even when the test session itself was started in the background
+    (a shell without job control starts background jobs with SIGINT ignored, and a child Python
+    keeps an ignored SIGINT ignored: a failpoint's SIGINT would then do nothing)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def unicomp_all(*commands: dict) -> list[subprocess.CompletedProcess]:
