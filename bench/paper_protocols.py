@@ -94,7 +94,7 @@ def lighteval_docs(task: str, data_dir: Path, max_samples: int | None = None):
         return load_dataset("json", data_files=mirror_files(data_dir, task_obj.dataset_path, task_obj.dataset_config_name))
 
     LightevalTask.download_dataset_worker = staticmethod(load)
-    tracker = EvaluationTracker(output_dir=str(Path("/tmp") / "lighteval-bench"), save_details=False)
+    tracker = EvaluationTracker(output_dir=str(Path(tempfile.gettempdir()) / "lighteval-bench"), save_details=False)
     params = PipelineParameters(launcher_type=ParallelismManager.NONE, max_samples=max_samples)
     pipeline = Pipeline(tasks=task, pipeline_parameters=params, evaluation_tracker=tracker, model_config=DummyModelConfig())
     (docs,) = pipeline.documents_dict.values()
@@ -302,10 +302,13 @@ def main() -> None:
     ap.add_argument("--check-cases", action="store_true", help="only check the recorded hand cases")
     ap.add_argument("--generate", type=int, default=0, help="also generate for this many documents (CPU, slow)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--model-dir", type=Path, default=Path("/tmp/lighteval-bench/smollm2-135m-instruct"))
+    ap.add_argument("--model-dir", type=Path, default=None,
+                    help="a transformers folder of the model both tools generate with (needed by --generate)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--write-hashes", action="store_true", help=f"record lighteval's prompt hashes in {HASHES.name}")
     args = ap.parse_args()
+    if args.generate and args.model_dir is None:
+        ap.error("--generate needs --model-dir (a transformers folder lighteval can load)")
     data_dir = Path(os.environ.get("UNICOMP_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
     os.environ["UNICOMP_DATA_DIR"] = str(data_dir)
     offline_lighteval()
