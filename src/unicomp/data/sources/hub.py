@@ -24,7 +24,12 @@ _TRUE = {"1", "true", "yes", "on"}
 _unreachable: dict[str, str] = {}
 
 # Datasets known to be gated on the hub (their files need an accepted licence and a token).
-GATED_DATASETS = frozenset({"Idavidrein/gpqa"})
+GATED_DATASETS = frozenset({"Idavidrein/gpqa", "TrustLLM/TrustLLM-dataset"})
+
+# Datasets the hub keeps as original files, not configs and splits: config = folder, split = the
+# file's stem. The file itself is downloaded and parsed as the mirror parses it: Arrow cannot hold
+# TrustLLM's records (one file mixes a list and an object under the same field).
+FILE_DATASETS: dict[str, str] = {"TrustLLM/TrustLLM-dataset": "{config}/{split}.json"}
 
 
 def access_hint(dataset_id: str) -> str:
@@ -51,6 +56,8 @@ def _fetch(dataset_id: str, config: str | None, split: str) -> Served:
     sha = _probe(dataset_id)
     import datasets  # deferred: importing datasets costs ~0.6 s and most runs use the mirror
 
+    if dataset_id in FILE_DATASETS:
+        return _fetch_file(dataset_id, FILE_DATASETS[dataset_id].format(config=config, split=split), sha)
     try:
         dataset = datasets.load_dataset(dataset_id, config, split=split)
     except Exception as exc:  # any loader failure is a miss; the next source may have the data
@@ -65,6 +72,22 @@ def _fetch(dataset_id: str, config: str | None, split: str) -> Served:
         except Exception as exc2:
             raise SourceMiss(f"load_dataset failed: {_first_line(exc)}; parquet branch: {_first_line(exc2)}") from None
     return Served(rows=dataset.to_list(), source="hub", location=dataset_id, revision=sha or "unknown")
+
+
+def _fetch_file(dataset_id: str, filename: str, sha: str | None) -> Served:
+    from huggingface_hub import hf_hub_download
+
+    from unicomp.data.jsonl import parse_json_array_lines, parse_jsonl_lines
+
+    try:
+        path = Path(hf_hub_download(dataset_id, filename, repo_type="dataset", revision=sha))
+    except Exception as exc:
+        if is_gated_error(exc):
+            raise SourceMiss(access_hint(dataset_id)) from None
+        raise SourceMiss(f"download of {filename} failed: {_first_line(exc)}") from None
+    parse = parse_json_array_lines if filename.endswith(".json") else parse_jsonl_lines
+    rows, lines = parse(path.read_bytes(), path)
+    return Served(rows=rows, source="hub", location=f"{dataset_id}/{filename}", revision=sha or "unknown", lines=lines)
 
 
 def _probe(dataset_id: str) -> str | None:

@@ -1,5 +1,9 @@
 """The local hub mirror: `<root>/<org>/<name>/<config or "default">/<split>.jsonl`.
 
+A dataset the hub keeps as a collection of original JSON files (TrustLLM: one folder per section,
+one array per file) is mirrored byte for byte as `<root>/<org>/<name>/<folder>/<file>.json`; its
+config is the folder and its split the file's stem (see `hub.FILE_DATASETS`).
+
 The mirror holds the hub rows verbatim (same field names, nesting and value types), so reading
 it with plain `json` gives exactly what `datasets.load_dataset` gives online.
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from unicomp.data.ids import canonical_id
-from unicomp.data.jsonl import parse_jsonl_lines
+from unicomp.data.jsonl import parse_json_array_lines, parse_jsonl_lines
 from unicomp.data.sources._common import Served, SourceMiss, bytes_revision
 from unicomp.paths import data_dir as configured_data_dir
 
@@ -31,10 +35,13 @@ def fetch(dataset_id: str, config: str | None, split: str, *, data_dir: str | Pa
     if not root.is_dir():
         raise SourceMiss(f"mirror root {root} does not exist")
     path = mirror_file(root, dataset_id, config, split)
+    parse = parse_jsonl_lines
+    if not path.is_file() and path.with_suffix(".json").is_file():
+        path, parse = path.with_suffix(".json"), parse_json_array_lines
     if not path.is_file():
         raise SourceMiss(f"no file {path}")
     data = path.read_bytes()
-    rows, lines = parse_jsonl_lines(data, path)
+    rows, lines = parse(data, path)
     if not rows:
         raise SourceMiss(f"{path} has no rows")
     return Served(rows=rows, source="mirror", location=str(path), revision=bytes_revision(data), lines=lines)
