@@ -359,6 +359,16 @@ def _print_retention(result: dict) -> None:
     if any(c["mean_retained_pct"] is None for c in result["categories"]):
         console.print("n/a: every task of the category scores 0 on the base, so no retention ratio exists "
                       "(see the scores and flips above)", highlight=False)
+    both = [d for d in result.get("decoupling", []) if d["gap_pct"] is not None]
+    if both:
+        view = Table(title="performance vs reliability retention (%)")
+        for col in ("model", "performance", "reliability", "gap", "flag"):
+            view.add_column(col, justify="left" if col in ("model", "flag") else "right")
+        for d in both:
+            flag = f"reliability lost beyond performance (gap > {d['margin_pct']:g})" if d["flagged"] else ""
+            view.add_row(d["model"], _fmt(d["performance_retained_pct"], ".1f"), _fmt(d["reliability_retained_pct"], ".1f"),
+                         _fmt(d["gap_pct"], "+.1f"), flag)
+        console.print(view)
     if result["distance"]:
         dist = Table(title="distance to base on WikiText-2 windows")
         for col in ("model", "KL mean", "KL p99", "KL max", "top-1 agreement"):

@@ -15,7 +15,7 @@ def group_scores(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     specs: dict[str, Any] = {}
     for u in units:
         spec = get_task(u["task"])
-        if spec.group:
+        if spec.group and spec.pool_group:
             for name in (spec.group, f"{spec.group}_{spec.subgroup}") if spec.subgroup else (spec.group,):
                 buckets.setdefault(name, []).append(u)
                 specs[name] = spec

@@ -14,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from unicomp.evaluate.tasks import get_task
+from unicomp.report.tracks import DEFAULT_MARGIN_PCT, decoupling
+
 
 def _display_name(task: str) -> str:
     spec = get_task(task)
@@ -55,8 +57,10 @@ def paired(metric: str, base_records: list[dict], var_records: list[dict], lower
 
 
 def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[str, dict[str, Any]]],
-                    distances: dict[str, dict[str, float]] | None = None) -> dict[str, Any]:
-    """`base` and each variant: pooled task -> entry (see `pooled_units`)."""
+                    distances: dict[str, dict[str, float]] | None = None,
+                    margin_pct: float = DEFAULT_MARGIN_PCT) -> dict[str, Any]:
+    """`base` and each variant: pooled task -> entry (see `pooled_units`). `margin_pct`: how much
+    better performance may be retained than reliability before a variant is flagged."""
     rows, categories = [], {}
     for task, b in base.items():
         spec = b["spec"]
@@ -82,4 +86,5 @@ def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[st
             vals = [v for v in values if v is not None]
             category_rows.append({"model": name, "category": cat, "mean_retained_pct": sum(vals) / len(vals) if vals else None,
                                   "tasks": len(vals), "tasks_without_retention": len(values) - len(vals)})
-    return {"rows": rows, "categories": category_rows, "distance": distances or {}}
+    return {"rows": rows, "categories": category_rows, "distance": distances or {},
+            "decoupling": decoupling(category_rows, margin_pct)}

@@ -30,6 +30,8 @@ GROUPS: dict[str, list[str]] = {}
 for _t in _TASKS.values():
     if _t.group:
         GROUPS.setdefault(_t.group, []).append(_t.name)
+        if _t.subgroup and not _t.pool_group:  # e.g. trustllm_safety (MMLU's subgroups are report rows only)
+            GROUPS.setdefault(f"{_t.group}_{_t.subgroup}", []).append(_t.name)
 
 
 def list_tasks() -> list[TaskSpec]:

@@ -62,6 +62,9 @@ class TaskSpec:
     # Reports pool a group's members into one row (MMLU's subjects); per-language groups (XCOPA,
     # MGSM) keep a row per member instead, and their category mean weighs each language once.
     report_members: bool = False
+    # Whether a report pools the group into size-weighted rows of the ranking metric (MMLU). Off
+    # where members rank by different metrics (TrustLLM's subtasks: RtA, F1, Pearson, ...).
+    pool_group: bool = True
     version: str = "1"
     reference: str = ""
     # Row fields the task reads (dotted for nested ones, e.g. "choices.text"): checked on every
