@@ -395,13 +395,13 @@ def ls_tasks() -> None:
             continue
         d = spec.dataset
         table.add_row(spec.name, spec.category, spec.output_type, f"{d.id} {d.config or ''} {d.split}".replace("  ", " "),
-                      ", ".join(spec.metrics))
+                      ", ".join(spec.reported_metrics))
     for group, members in GROUPS.items():
         first = get_task(members[0])
         configs = sorted({get_task(m).dataset.config or "" for m in members})
         part = configs[0] if len(configs) == 1 else f"<{len(configs)} configs>"
         table.add_row(group, first.category, f"group of {len(members)} tasks: {members[0]}, ...",
-                      f"{first.dataset.id} {part} {first.dataset.split}", ", ".join(first.metrics))
+                      f"{first.dataset.id} {part} {first.dataset.split}", ", ".join(first.reported_metrics))
     console.print(table)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from unicomp.data.resolver import ResolvedDataset, load_rows
 from unicomp.errors import UnicompError
+from unicomp.evaluate.calibration import calibration_scores, item_values
 from unicomp.evaluate.lm import LanguageModel
 from unicomp.evaluate.prompts import (
     build_context,
@@ -223,8 +224,14 @@ def _multiple_choice(lm: LanguageModel, spec: TaskSpec, docs: list[dict], shots:
         else:
             per_item, pred = multiple_choice_metrics(lls, choices, gold, spec.metrics)
         prompt = "\x1e".join(f"{c}\x1f{x}" for c, x in requests[start:start + len(choices)])
-        records.append(ItemRecord(str(i), _hash(prompt), gold, pred, lls, greedy, None, per_item))
+        # Calibration's per-item list sits in `extra`: `metrics` stays lm-eval's per-item view.
+        extra = {"calibration": item_values(lls, gold)} if spec.calibrated else {}
+        records.append(ItemRecord(str(i), _hash(prompt), gold, pred, lls, greedy, None, per_item, extra))
     scores, stderr = _aggregate(records, spec.metrics, spec.aggregations)
+    if spec.calibrated:  # a pure function of the log-likelihoods: not part of the unit key
+        cal_scores, cal_stderr = calibration_scores([r.extra["calibration"] for r in records])
+        scores.update(cal_scores)
+        stderr.update(cal_stderr)
     return records, scores, stderr
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from unicomp.evaluate.calibration import CALIBRATION_METRICS
+
 Doc = dict[str, Any]
 
 # Categories are open: a new track names its own (instruction_following, multilingual, truthfulness,
@@ -122,9 +124,23 @@ class TaskSpec:
     def ranked_by(self) -> str:
         return self.primary_metric or self.metrics[0]
 
+    @property
+    def calibrated(self) -> bool:
+        """Multiple-choice tasks scored by the default argmax also report calibration (evaluate/calibration.py);
+        a task with its own `process_results` (bbq, truthfulqa_mc2) defines its own metrics."""
+        return self.output_type == "multiple_choice" and self.process_results is None
+
+    @property
+    def reported_metrics(self) -> tuple[str, ...]:
+        """`metrics` (lm-eval's list, what the task ranks by) plus the calibration metrics it reports."""
+        return self.metrics + CALIBRATION_METRICS if self.calibrated else self.metrics
+
+    def is_lower_better(self, metric: str) -> bool:
+        return metric in self.lower_is_better or (self.calibrated and metric in CALIBRATION_METRICS)
+
     def retained(self, metric: str, base: float, variant: float) -> float | None:
         """Variant as a percentage of base, 100 meaning "as good as the base" in either direction."""
-        if metric in self.lower_is_better:
+        if self.is_lower_better(metric):
             return 100.0 * base / variant if variant else None
         return 100.0 * variant / base if base else None
 
