@@ -4,9 +4,9 @@
 longest answer ends: a batch of short answers waits for one long one, and finished rows keep
 being computed. Here a batch is a set of *slots*: a row that stops (end-of-sequence, a stop
 string, or its token budget) leaves at once and the next prompt (longest first) is prefilled
-alone and joins, its keys and values left-padded into the shared cache. Each step feeds one
-token per live row; the cache is preallocated, so a step writes one column instead of copying
-the whole cache as `DynamicCache` does.
+alone and takes its slot. The cache is preallocated per slot (each row's tokens from column 0,
+right-padded): a step writes one column per row, and a row joining or leaving copies nothing
+else, where `DynamicCache` copies the whole cache every step.
 
 What is computed equals greedy `generate`: each row sees only its own tokens (padding is
 masked, positions are the row's own), stop strings are checked on the raw decoded tail (as
@@ -61,6 +61,16 @@ class _Row:
     position: int = 0  # position id of the next token fed
     generator: torch.Generator | None = None
     finish: str | None = None
+    slot: int = -1  # the row's place in the slot cache
+
+
+class _StepColumns:
+    """Where this step writes: one column per slot (the row's position), and the width read."""
+
+    def __init__(self, slots: int, device: torch.device) -> None:
+        self.slots = torch.arange(slots, device=device)
+        self.columns = torch.zeros(slots, dtype=torch.long, device=device)
+        self.width = 1
 
 
 @functools.cache
@@ -68,40 +78,80 @@ def _slot_layer_class():
     from transformers.cache_utils import DynamicLayer
 
     class SlotLayer(DynamicLayer):
-        """Keys and values of one layer for all live rows, preallocated along the sequence axis:
-        `update` writes the new column in place and returns views of the filled part."""
+        """Keys and values of one layer for every slot, preallocated: row `s` holds its own tokens
+        in columns 0..position (right padding), so a step writes one column per row and a
+        finished row's slot is refilled in place, with no copy of the others."""
 
-        def __init__(self, key_parts: list[torch.Tensor], value_parts: list[torch.Tensor], width: int,
-                     capacity: int) -> None:
-            """Stack row groups, each right-aligned at `width` with zeros on its left (masked, but
-            finite: a masked position still multiplies its value by 0). Columns past `width` are
-            left unset: nothing reads them before `update` writes them."""
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, step: _StepColumns) -> None:
             super().__init__()
-            self._k = _stack_right_aligned(key_parts, width, capacity)
-            self._v = _stack_right_aligned(value_parts, width, capacity)
-            self.n = width
-            self.device = self._k.device
+            self._k, self._v, self.step = keys, values, step
+            self.device = keys.device
             self.is_initialized = True
-            self._views()
-
-        def _views(self) -> None:
-            self.keys, self.values = self._k[:, :, :self.n], self._v[:, :, :self.n]
+            self.keys, self.values = keys[:, :, :0], values[:, :, :0]
 
         def update(self, key_states, value_states, *args, **kwargs):
-            s = key_states.shape[-2]
-            if self.n + s > self._k.shape[2]:
-                self._k = torch.cat([self._k, torch.empty_like(self._k)], dim=2)
-                self._v = torch.cat([self._v, torch.empty_like(self._v)], dim=2)
-            self._k[:, :, self.n:self.n + s] = key_states
-            self._v[:, :, self.n:self.n + s] = value_states
-            self.n += s
-            self._views()
+            self._k[self.step.slots, :, self.step.columns] = key_states[:, :, 0]
+            self._v[self.step.slots, :, self.step.columns] = value_states[:, :, 0]
+            width = self.step.width
+            self.keys, self.values = self._k[:, :, :width], self._v[:, :, :width]
             return self.keys, self.values
 
         def get_seq_length(self) -> int:
-            return self.n
+            return self.step.width - 1  # the mask spans `width` columns: the past plus this step's
 
     return SlotLayer
+
+
+class _SlotCache:
+    """The per-layer slot buffers. Unused columns hold zeros or an earlier row's values: finite,
+    and masked (a masked position's value is multiplied by exactly 0)."""
+
+    def __init__(self, slots: int, kv: list[tuple[torch.Tensor, torch.Tensor]], capacity: int) -> None:
+        self.step = _StepColumns(slots, kv[0][0].device)
+        self.layers = [self._layer(slots, k, v, capacity) for k, v in kv]
+
+    def _layer(self, slots: int, k: torch.Tensor, v: torch.Tensor, capacity: int):
+        shape = (slots, k.shape[1], capacity, k.shape[3])
+        return _slot_layer_class()(k.new_zeros(shape), v.new_zeros(shape), self.step)
+
+    @property
+    def slots(self) -> int:
+        return self.layers[0]._k.shape[0]
+
+    @property
+    def capacity(self) -> int:
+        return self.layers[0]._k.shape[2]
+
+    def put(self, slot: int, kv: list[tuple[torch.Tensor, torch.Tensor]], need: int) -> None:
+        """A prefilled row's keys and values into `slot`, columns 0..prompt length."""
+        self.grow(need)
+        n = kv[0][0].shape[2]
+        for layer, (k, v) in zip(self.layers, kv):
+            layer._k[slot, :, :n] = k[0]
+            layer._v[slot, :, :n] = v[0]
+
+    def grow(self, need: int) -> None:
+        if need > self.capacity:
+            self._resize(list(range(self.slots)), max(need, self.capacity + self.capacity // 2))
+
+    def keep(self, slots: list[int], capacity: int) -> None:
+        """Only these slots, renumbered 0..len-1 (when the queue is empty and most slots are idle)."""
+        self._resize(slots, capacity)
+
+    def _resize(self, slots: list[int], capacity: int) -> None:
+        cols = min(capacity, self.capacity)
+        idx = torch.tensor(slots, device=self.step.slots.device)
+        layers = []
+        for layer in self.layers:
+            new = self._layer(len(slots), layer._k, layer._v, capacity)
+            new._k[:, :, :cols] = layer._k[idx, :, :cols]
+            new._v[:, :, :cols] = layer._v[idx, :, :cols]
+            layers.append(new)
+        old = self.step
+        self.step = _StepColumns(len(slots), old.slots.device)
+        for layer in layers:
+            layer.step = self.step
+        self.layers = layers
 
 
 def _layers_are_plain(model) -> bool:
@@ -154,30 +204,38 @@ class Decoder:
     # ------------------------------------------------------------------ continuous batching
     def _continuous(self, queue: list[GenerationRequest], results: list, progress) -> None:
         rows: list[_Row] = []
-        layers: list | None = None
-        mask = torch.zeros(0, 0, dtype=torch.long)
+        cache: _SlotCache | None = None
         queue = list(queue)
         while queue or rows:
-            joining = []
-            while len(rows) + len(joining) < self.batch_size and queue:
-                joining.append(self._prefill(queue.pop(0)))
-            if joining:
-                layers, mask = self._join(layers, mask, rows, joining)
-                rows.extend(row for row, _ in joining)
-            finished = [i for i, row in enumerate(rows) if self._consume(row)]
+            while queue and (cache is None or len(rows) < cache.slots):
+                row, kv = self._prefill(queue.pop(0))
+                need = len(row.req.ids) + row.req.max_new + 1
+                if cache is None:
+                    # the queue is longest first: the first rows set a capacity later rows rarely exceed
+                    slots = min(self.batch_size, len(queue) + 1)
+                    capacity = max([need] + [len(r.ids) + r.max_new + 1 for r in queue[:slots - 1]])
+                    cache = _SlotCache(slots, kv, capacity)
+                used = {r.slot for r in rows}
+                row.slot = next(s for s in range(cache.slots) if s not in used)
+                cache.put(row.slot, kv, need)
+                rows.append(row)
+            finished = [row for row in rows if self._consume(row)]
             if finished:
-                for i in finished:
-                    results[rows[i].req.index] = self._result(rows[i])
-                keep = [i for i in range(len(rows)) if i not in set(finished)]
-                rows = [rows[i] for i in keep]
-                layers, mask = self._select(layers, mask, keep, rows)
+                for row in finished:
+                    results[row.req.index] = self._result(row)
+                rows = [row for row in rows if row.finish is None]
                 if progress is not None:
                     progress(len(finished))
                 if queue:
                     continue  # refill the freed slots before the next step
+                if rows and len(rows) <= cache.slots // 2:
+                    # the tail: stop computing idle slots (at most log2(batch) copies of a shrinking cache)
+                    capacity = max(r.position + r.req.max_new - len(r.tokens) + 1 for r in rows)
+                    cache.keep([r.slot for r in rows], capacity)
+                    for i, row in enumerate(rows):
+                        row.slot = i
             if rows:
-                self._step(rows, layers, mask)
-                mask = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1)
+                self._step(rows, cache)
 
     def _prefill(self, req: GenerationRequest) -> tuple[_Row, list[tuple[torch.Tensor, torch.Tensor]]]:
         from transformers import DynamicCache
@@ -193,51 +251,28 @@ class Decoder:
         kv = [(layer.keys, layer.values) for layer in cache.layers]
         return row, kv
 
-    def _join(self, layers, mask, rows, joining):
-        """Live rows plus the joining ones, all left-padded to one width."""
-        width = max([mask.shape[1]] + [kv[0][0].shape[2] for _, kv in joining])
-        remaining = max(r.req.max_new - len(r.tokens) for r in rows + [row for row, _ in joining])
-        capacity = width + remaining + 1
-        new_masks = [mask] if rows else []
-        if rows:
-            pad = width - mask.shape[1]
-            new_masks = [torch.cat([torch.zeros(len(rows), pad, dtype=torch.long), mask], dim=1)]
-        for row, kv in joining:
-            n = kv[0][0].shape[2]
-            new_masks.append(torch.cat([torch.zeros(1, width - n, dtype=torch.long), torch.ones(1, n, dtype=torch.long)], 1))
-        merged = []
-        for li in range(len(joining[0][1])):
-            keys = ([layers[li].keys] if rows else []) + [kv[li][0] for _, kv in joining]
-            values = ([layers[li].values] if rows else []) + [kv[li][1] for _, kv in joining]
-            merged.append(_slot_layer_class()(keys, values, width, capacity))
-        return merged, torch.cat(new_masks)
-
-    def _select(self, layers, mask, keep: list[int], rows: list[_Row]):
-        """Only the kept rows; columns that are padding in every kept row are dropped."""
-        if not keep:
-            return None, torch.zeros(0, 0, dtype=torch.long)
-        mask = mask[keep]
-        first = int((mask.sum(0) > 0).nonzero()[0]) if mask.numel() else 0
-        mask = mask[:, first:]
-        remaining = max(r.req.max_new - len(r.tokens) for r in rows)
-        capacity = mask.shape[1] + remaining + 1
-        idx = torch.tensor(keep, device=self.device)
-        width = mask.shape[1]
-        layers = [_slot_layer_class()([layer.keys[idx, :, first:]], [layer.values[idx, :, first:]], width, capacity)
-                  for layer in layers]
-        return layers, mask
-
-    def _step(self, rows: list[_Row], layers: list, mask: torch.Tensor) -> None:
+    def _step(self, rows: list[_Row], cache: _SlotCache) -> None:
+        """One token for every live row; an idle slot attends to its column 0 and is ignored."""
         from transformers import DynamicCache
 
-        cache = DynamicCache()
-        cache.layers = layers
-        ids = torch.tensor([[r.tokens[-1]] for r in rows], device=self.device)
-        pos = torch.tensor([[r.position] for r in rows], device=self.device)
-        att = torch.cat([mask, torch.ones(len(rows), 1, dtype=torch.long)], dim=1).to(self.device)
-        out = self.model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True, logits_to_keep=1,
-                         **{self._cache_kw: cache})
-        for row, token in zip(rows, self._pick(out.logits[:, -1], rows)):
+        slots = cache.slots
+        ids = [0] * slots
+        pos = [0] * slots
+        for r in rows:
+            ids[r.slot], pos[r.slot] = r.tokens[-1], r.position
+        columns = torch.tensor(pos, device=self.device)
+        if max(pos) + 1 > cache.capacity:  # never with the planned capacities; a safety net
+            cache.grow(max(pos) + 1)
+        cache.step.columns = columns
+        cache.step.width = max(pos) + 1
+        att = (torch.arange(cache.step.width, device=self.device)[None, :] <= columns[:, None]).long()
+        step_cache = DynamicCache()
+        step_cache.layers = cache.layers
+        out = self.model(input_ids=torch.tensor(ids, device=self.device)[:, None], attention_mask=att,
+                         position_ids=columns[:, None], use_cache=True, logits_to_keep=1,
+                         **{self._cache_kw: step_cache})
+        live = torch.tensor([r.slot for r in rows], device=self.device)
+        for row, token in zip(rows, self._pick(out.logits[live, -1], rows)):
             row.pending = token
             row.position += 1
 
@@ -329,19 +364,6 @@ class Decoder:
                     results[r.index] = self._result(row)
                 if progress is not None:
                     progress(len(chunk))
-
-
-def _stack_right_aligned(parts: list[torch.Tensor], width: int, capacity: int) -> torch.Tensor:
-    """One [rows, heads, capacity, dim] buffer: each part's columns end at `width`, zeros before."""
-    first = parts[0]
-    out = first.new_empty(sum(p.shape[0] for p in parts), first.shape[1], capacity, first.shape[3])
-    row = 0
-    for part in parts:
-        b, n = part.shape[0], part.shape[2]
-        out[row:row + b, :, :width - n].zero_()
-        out[row:row + b, :, width - n:width] = part
-        row += b
-    return out
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
