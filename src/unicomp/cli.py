@@ -80,6 +80,9 @@ def eval_cmd(
     endpoint_model: Optional[str] = typer.Option(None, help="The model's name on that server (default: --model)."),
     endpoint_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the server's API key (read when calling; never stored)."),
     endpoint_concurrency: int = typer.Option(4, help="Requests in flight at once to the server."),
+    judge_endpoint: Optional[str] = typer.Option(None, help="LLM judge for the TrustLLM subtasks TrustLLM judges with GPT-4: an OpenAI-compatible URL (default: offline rule judges only)."),
+    judge_model: Optional[str] = typer.Option(None, help="The judge model's name on that server (needed with --judge-endpoint), e.g. gpt-4-1106-preview."),
+    judge_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the judge server's key (read when calling; never stored)."),
 ) -> None:
     """Evaluate a model on tasks; print a results table; save the run in the store and as JSON."""
     from unicomp.requests import EvalRequest
@@ -90,9 +93,20 @@ def eval_cmd(
                          data_sources=data_sources.split(",") if data_sources else None,
                          trust_remote_code=trust_remote_code, strict_sources=strict_sources,
                          endpoint=_endpoint_config(endpoint, endpoint_model or model, endpoint_key_env, endpoint_concurrency),
-                         max_gen_toks=max_gen_toks)
+                         max_gen_toks=max_gen_toks, judge=_judge_config(judge_endpoint, judge_model, judge_key_env))
     exported = run_evaluation(req, progress, on_status=status)
     _print_results(exported)
+
+
+def _judge_config(url: Optional[str], name: Optional[str], key_env: str) -> Optional[dict]:
+    if url is None and name is None:
+        return None
+    if url is None or name is None:
+        raise UnicompError("an LLM judge needs both --judge-endpoint and --judge-model",
+                           "pass e.g. --judge-endpoint https://api.openai.com/v1 --judge-model gpt-4-1106-preview")
+    from unicomp.reliability.judges.llm import LlmJudgeConfig
+
+    return LlmJudgeConfig(base_url=url, model=name, api_key_env=key_env or None).model_dump()
 
 
 def _endpoint_config(url: Optional[str], name: str, key_env: str, concurrency: int) -> Optional[dict]:
@@ -124,12 +138,17 @@ def _print_results(exported: dict) -> None:
     for u in shown:
         data = u.get("data") or {}
         src = f"{data.get('source', '')}:{data.get('split', '')}" if data else f"{u.get('subtasks')} subjects"
+        task = u["task"]
+        if isinstance(data.get("judge"), dict):  # the same subtask, scored with an LLM judge's labels
+            task, src = f"{task} [LLM judge]", f"judge {data['judge']['model']}: {data.get('judged_items')} items"
+            if data.get("malformed_items"):
+                src += f", {len(data['malformed_items'])} unjudged (no label in the reply)"
         if data.get("fallbacks"):
             fallbacks[u["task"]] = data["fallbacks"]
             src += " (fallback!)"
         for metric, value in u["scores"].items():
             se = u["stderr"].get(metric)
-            table.add_row(u["task"], u["category"], metric, f"{value:.4f}", "" if se is None else f"{se:.4f}",
+            table.add_row(task, u["category"], metric, f"{value:.4f}", "" if se is None else f"{se:.4f}",
                           str(u["n_items"]), src)
     console.print(table)
     model = units[0]["model"] if units else {}
@@ -369,6 +388,8 @@ def _print_retention(result: dict) -> None:
             view.add_row(d["model"], _fmt(d["performance_retained_pct"], ".1f"), _fmt(d["reliability_retained_pct"], ".1f"),
                          _fmt(d["gap_pct"], "+.1f"), flag)
         console.print(view)
+    for task, judge in (result.get("judges") or {}).items():
+        console.print(f"judge: {task} scored with the labels of LLM judge {judge} (rule judges elsewhere)", highlight=False)
     if result["distance"]:
         dist = Table(title="distance to base on WikiText-2 windows")
         for col in ("model", "KL mean", "KL p99", "KL max", "top-1 agreement"):
@@ -420,6 +441,68 @@ def ls_models() -> None:
         table.add_row(*[str(row.get(c, "")) for c in cols])
     console.print(table)
     console.print("Any hub id, local transformers directory (safetensors) or .gguf file also works as --model.")
+
+
+@app.command("judge-agreement")
+@_friendly(_NOTHING_KEPT)
+def judge_agreement_cmd(
+    a: str = typer.Argument(..., help="Label file of judge A (.jsonl or .csv: item_id, prompt, answer, label)."),
+    b: str = typer.Argument(..., help="Label file of judge B or of a human; every id must be an item of A."),
+    sample: Optional[int] = typer.Option(None, min=1, help="Stratified sample of this many items (the paper: 200)."),
+    stratify_by: str = typer.Option("label", help="Stratify by A's label or by another column of A (e.g. task)."),
+    seed: int = typer.Option(0, help="Seed of the sample and of the bootstrap."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Also write the result to this JSON file."),
+) -> None:
+    """Accuracy and Cohen's kappa between two judges (or a judge and human labels), with bootstrap 95% intervals."""
+    from unicomp.outputs import check_output_file, write_text
+    from unicomp.reliability.agreement import compare_files
+
+    if json_out:
+        check_output_file(json_out, flag="--json")
+    result = compare_files(a, b, sample=sample, stratify_by=stratify_by, seed=seed)
+    table = Table(title=f"agreement of {b} with {a}")
+    for col in ("items", "accuracy", "95% interval", "Cohen's kappa", "95% interval"):
+        table.add_column(col, justify="right")
+
+    def interval(v):
+        return "" if v is None else f"[{v[0]:.3f}, {v[1]:.3f}]"
+
+    table.add_row(str(result["items"]), f"{result['accuracy']:.3f}", interval(result["accuracy_interval"]),
+                  "undefined" if result["kappa"] is None else f"{result['kappa']:.3f}", interval(result["kappa_interval"]))
+    console.print(table)
+    console.print(f"labels: {', '.join(result['labels'])}; strata ({result['stratified_by']}): {result['strata']}; "
+                  f"{result['resamples']} bootstrap resamples, seed {result['seed']}", highlight=False)
+    if json_out:
+        import json
+
+        write_text(json_out, json.dumps(result, indent=2))
+
+
+@app.command("judge-labels")
+@_friendly(_NOTHING_KEPT)
+def judge_labels_cmd(
+    out: str = typer.Option(..., help="Folder for rule.jsonl, llm.jsonl and human.jsonl (blank labels)."),
+    store: str = typer.Option("unicomp-results/unicomp.sqlite", help="SQLite results store."),
+    run: Optional[str] = typer.Option(None, help="Run id (default: the newest run with LLM-judged units)."),
+) -> None:
+    """Label files of every LLM-judged item of a run: the rule judge's labels, the LLM judge's, and a blank copy."""
+    from unicomp.reliability.label_export import export_judge_labels
+
+    result = export_judge_labels(store, out, run)
+    console.print(f"run {result['run_id']}: {result['items']} judged items -> {', '.join(result['files'])}", highlight=False)
+
+
+@app.command("label")
+@_friendly("every label given so far is saved in the file")
+def label_cmd(
+    file: str = typer.Argument(..., help="Label file (.jsonl or .csv) whose empty labels to fill in."),
+    choices: Optional[str] = typer.Option(None, help="Comma-separated labels to pick from (default: those in the file)."),
+) -> None:
+    """Label items by hand, one at a time; the file is saved after every label."""
+    from unicomp.reliability.labeller import check_choices, label_file
+
+    counts = label_file(file, check_choices(choices), show=lambda text: console.print(text, highlight=False, markup=False))
+    console.print(f"labelled {counts['labelled']}, skipped {counts['skipped']}, {counts['left']} left in {file}")
 
 
 @app.command("runs")

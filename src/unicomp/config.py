@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unicomp.data.calibration import CalibrationConfig
 from unicomp.errors import UnicompError
 from unicomp.outputs import name_problem
+from unicomp.reliability.judges.llm import LlmJudgeConfig
 
 
 EXECUTORS = ("local", "ray")
@@ -126,6 +127,11 @@ class ExperimentConfig(_Strict):
     ray_address: str | None = None
     # generation through OpenAI-compatible servers for some models (default: everything in-process)
     backend: BackendConfig | None = None
+    # an LLM judge over an OpenAI-compatible endpoint for the TrustLLM subtasks TrustLLM judges with
+    # GPT-4 (default: the offline rule judges only); LlmJudgeConfig fields
+    judge: LlmJudgeConfig | None = None
+    # a variant is flagged when its performance retention exceeds its reliability retention by more
+    decoupling_margin_pct: float = Field(5.0, ge=0)
 
     _name = field_validator("name")(_safe_name)
 

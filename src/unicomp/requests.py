@@ -60,6 +60,8 @@ class EvalRequest(Request):
     endpoint: dict[str, Any] | None = None
     # answer budget of every generation task (default: each task's protocol)
     max_gen_toks: int | None = Field(None, gt=0)
+    # an LLM judge (LlmJudgeConfig fields) for the TrustLLM subtasks TrustLLM judges with GPT-4
+    judge: dict[str, Any] | None = None
 
 
 class CompressRequest(Request):

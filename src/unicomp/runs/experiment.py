@@ -22,7 +22,7 @@ from unicomp.runs.environment import environment
 from unicomp.runs.models import ModelPool
 from unicomp.runs.plan import Plan, plan_experiment
 from unicomp.runs.store import Store, ending
-from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, UnitContext
+from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, UnitContext
 
 Status = Callable[[str], None]
 
@@ -75,29 +75,32 @@ def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_s
         env = environment()
         run_id = store.start_run("run", cfg.model_dump(), env)
         data_dir = str(Path(cfg.data_dir).expanduser().absolute()) if cfg.data_dir else None  # as workers see it
-        ctx = UnitContext(pool, progress_factory, on_status, data_dir)
+        ctx = UnitContext(pool, progress_factory, on_status, data_dir, store_path=str(store.path))
         try:
             done = executor.execute(plan, ctx, store=store, run_id=run_id, environment=env)
         except BaseException as exc:
             store.finish_run(run_id, *ending(exc))
             raise
         store.finish_run(run_id, "finished")
-        result = report(store, run_id, plan, done)
+        result = report(store, run_id, plan, done, cfg.decoupling_margin_pct)
     finally:
         store.close()
     result["outputs"] = {k: str(v) for k, v in write_run_outputs(cfg.name, cfg.output_dir, result).items()}
     return result
 
 
-def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any]) -> dict[str, Any]:
+def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_pct: float = 5.0) -> dict[str, Any]:
     """Retention, paired statistics and distances from the stored units of a finished plan."""
     from unicomp.report.retention import pooled_units, retention_table
+
+    # an evaluation judged by an LLM judge is reported with the judge's labels (the row says so)
+    judged = {u.evaluate.name: u for u in plan.units if isinstance(u, JudgeUnit)}
 
     def pooled(label: str):
         units, records = {}, {}
         for unit in plan.units:
             if isinstance(unit, EvaluateUnit) and unit.model.label == label:
-                key = plan.keys[unit.name]
+                key = plan.keys[judged[unit.name].name] if unit.name in judged else plan.keys[unit.name]
                 u = store.find_unit(key)
                 units[unit.spec.name] = {"category": u.category, "scores": u.scores, "n_items": u.n_items}
                 records[unit.spec.name] = store.records(key)
@@ -113,7 +116,8 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any]) -> dict[
                 skipped[unit.variant.label] = stored.data["skipped"]
             else:
                 distances[unit.variant.label] = stored.scores
-    table = retention_table(base, variants, distances)
+    table = retention_table(base, variants, distances, margin_pct)
+    table["judges"] = {u.evaluate.spec.name: u.config().name for u in judged.values()}
     table["distance_skipped"] = skipped
     table["run_id"] = run_id
     table["store"] = str(store.path)

@@ -15,7 +15,7 @@ from typing import Any
 
 from unicomp.runs.models import ModelPool, ModelRef
 from unicomp.runs.store import Store
-from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, Unit
+from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, Unit
 
 
 @dataclass
@@ -63,6 +63,16 @@ def _evaluate_units(model: ModelRef, prepared, *, limit_for, num_fewshot, batch_
             for spec, docs, resolved in prepared]
 
 
+def _judge_units(evaluations: list[EvaluateUnit], judge: dict[str, Any] | None) -> list[JudgeUnit]:
+    """An LLM-judge unit after each evaluation of a subtask TrustLLM judges with GPT-4."""
+    if judge is None:
+        return []
+    from unicomp.reliability.judge_step import has_llm_judge
+
+    return [JudgeUnit(name=f"judge {u.model.label} x {u.spec.name}", evaluate=u, judge=judge, needs=(u.name,))
+            for u in evaluations if has_llm_judge(u.spec.name)]
+
+
 def _endpoint(cfg, label: str):
     return cfg.backend.endpoint_for(label) if cfg.backend is not None else None
 
@@ -83,7 +93,9 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     ev = cfg.evaluation
     common = dict(limit_for=cfg.limit_for, num_fewshot=ev.num_fewshot, batch_size=ev.batch_size, max_length=max_length,
                   device=cfg.device)
-    units: list[Unit] = list(_evaluate_units(base, prepared, endpoint=_endpoint(cfg, "base"), **common))
+    judge = cfg.judge.model_dump() if cfg.judge is not None else None
+    base_evaluations = _evaluate_units(base, prepared, endpoint=_endpoint(cfg, "base"), **common)
+    units: list[Unit] = [*base_evaluations, *_judge_units(base_evaluations, judge)]
     models = {"base": base}
     wikitext = None
     if cfg.distance.enabled:
@@ -105,7 +117,8 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
             needs = (compress.name,)
             ref = ModelRef(variant.name, produced_by=compress.name)
         models[variant.name] = ref
-        units.extend(_evaluate_units(ref, prepared, needs=needs, endpoint=_endpoint(cfg, variant.name), **common))
+        evaluations = _evaluate_units(ref, prepared, needs=needs, endpoint=_endpoint(cfg, variant.name), **common)
+        units.extend([*evaluations, *_judge_units(evaluations, judge)])
         if wikitext is not None:
             units.append(DistanceUnit(name=f"distance {variant.name} vs base", base=base, variant=ref, resolved=wikitext,
                                       windows=cfg.distance.windows, seq_len=cfg.distance.seq_len, needs=needs))
@@ -126,7 +139,7 @@ def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     units = _evaluate_units(model, prepared, limit_for=lambda name: req.limit, num_fewshot=req.num_fewshot,
                             batch_size=req.batch_size, max_length=resolve_max_length(loaded.model, loaded.tokenizer),
                             device=req.device, endpoint=req.endpoint)
-    return Plan(list(units), {"model": model}, prepared)
+    return Plan([*units, *_judge_units(units, req.judge)], {"model": model}, prepared)
 
 
 def plan_compression(req, calibration) -> Plan:

@@ -8,8 +8,8 @@ dependencies, and until then `key()` is None. Keys are computed exactly as befor
 so stores written earlier are reused.
 
 Unit kinds: evaluate (a model on a task), compress (a method on the base -> checkpoint),
-distance (a variant's next-token distributions against the base's). Later tracks add theirs
-here (profile, judge, train).
+distance (a variant's next-token distributions against the base's), judge (an LLM judge over an
+evaluation's stored generations). Later tracks add theirs here (profile, train).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class UnitContext:
     progress: Callable[[str, int], Any]
     status: Callable[[str], None] = lambda s: None
     data_dir: str | None = None
+    store_path: str | None = None  # a judge reads the stored generations of a reused evaluation
     _lms: dict[tuple[str, int, int], Any] = field(default_factory=dict)
 
     def release_models(self) -> None:
@@ -320,6 +321,81 @@ class DistanceUnit(Unit):
     def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
         store.save_unit(run_id, key, kind=self.kind, model=self.variant.record, result=record, environment=environment,
                         wall_seconds=wall_seconds, schema=self.schema)
+
+    def from_stored(self, stored: StoredUnit) -> StoredUnit:
+        return stored
+
+
+# ------------------------------------------------------------------------------------ judge
+@dataclass
+class JudgeUnit(Unit):
+    """An LLM judge (any OpenAI-compatible endpoint) over the generations of one evaluation of a
+    TrustLLM subtask; its result is the subtask scored with the judge's labels. Keyed by the
+    evaluation's key and the judge's model and URL, so changing the judge re-judges without
+    re-generating, and the key (read from the environment) is never part of it."""
+
+    kind: ClassVar[str] = "judge"
+    name: str
+    evaluate: EvaluateUnit
+    judge: dict[str, Any]  # LlmJudgeConfig fields
+    needs: tuple[str, ...] = ()
+    _generated: Any = None
+
+    def bind(self, done: dict[str, Any]) -> None:
+        self._generated = done.get(self.evaluate.name)
+
+    def config(self):
+        from unicomp.reliability.judges.llm import LlmJudgeConfig
+
+        return LlmJudgeConfig(**self.judge)
+
+    def settings(self) -> dict[str, Any]:
+        return {"evaluate": self.evaluate.key(), "judge": self.config().record(), "prompts": "TrustLLM 0.3.0"}
+
+    def key(self) -> str | None:
+        if self.evaluate.key() is None:
+            return None
+        return unit_key("judge", self.evaluate.model.fingerprint, self.evaluate.spec.name, self.settings(), "")
+
+    def _texts(self, ctx: UnitContext) -> list[str]:
+        record = self._generated
+        if isinstance(record, EvaluateRecord):
+            return [r.generation for r in record.result.records]
+        if ctx.store_path is None:
+            raise RuntimeError("a judge over a reused evaluation needs the store")  # a bug: runs always set it
+        store = Store(ctx.store_path)
+        try:
+            return [r["generation"] for r in store.records(self.evaluate.key())]
+        finally:
+            store.close()
+
+    def run(self, ctx: UnitContext):
+        from unicomp.evaluate.runner import ItemRecord, TaskResult
+        from unicomp.reliability.judge_step import judge_items, judge_prompts, scores_of
+        from unicomp.reliability.trustllm.subtasks import SUBTASKS
+
+        spec, config = self.evaluate.spec, self.config()
+        texts = self._texts(ctx)
+        docs = self.evaluate.docs
+        total = len(judge_prompts(SUBTASKS[spec.name], docs, texts))
+        with ctx.progress(f"{self.evaluate.model.label} x {spec.name}: judge {config.model}", total) as advance:
+            records, judged = judge_items(spec.name, docs, texts, config, progress=advance)
+        replies = {it.index: it for it in judged}
+        items = []
+        for i, (rec, text) in enumerate(zip(records, texts)):
+            extra = {"judge": config.name if i in replies else spec.reference.split("judge ")[-1]}
+            if i in replies:
+                extra.update(judge_prompt_key=replies[i].prompt_key, judge_reply=replies[i].reply)
+            items.append(ItemRecord(str(i), "", None, None, None, None, text, {m: rec for m in spec.metrics}, extra))
+        data = {"judge": config.record(), "judged_items": len(judged), "evaluate_unit": self.evaluate.key(),
+                "rule_judged_items": len(docs) - len(judged),
+                "malformed_items": [str(it.index) for it in judged if it.label is None]}
+        return TaskResult(spec.name, spec.category, scores_of(spec.name, records), {}, len(items), items, data,
+                          self.settings())
+
+    def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
+        store.save_unit(run_id, key, kind=self.kind, model=self.evaluate.model.record, result=record,
+                        environment=environment, wall_seconds=wall_seconds, schema=self.schema)
 
     def from_stored(self, stored: StoredUnit) -> StoredUnit:
         return stored
