@@ -95,7 +95,9 @@ def run_reference(payload: dict, python: str) -> dict:
 
 
 def _equal(a, b) -> bool | None:
-    if a is None and b is None:
+    """Equal to 1e-9; "no score" agrees with itself: our None (undefined, e.g. a Pearson r of a
+    constant) and TrustLLM's None or NaN."""
+    if a is None and (b is None or (isinstance(b, float) and math.isnan(b))):
         return True
     if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
         return False
@@ -160,8 +162,10 @@ def main() -> None:
         print(f"  {s['subtask']:46} n={s['n']:5} {s['primary']:14} ours={s['unicomp']!s:22.22} "
               f"trustllm={s['trustllm']!s:22.22} compared={s['compared']:2} all_equal={s['all_equal']}")
     n_eq = sum(s["all_equal"] for s in summary)
-    print(f"\n{n_eq}/{len(summary)} subtasks equal on every shared metric; judge templates: "
-          f"{'identical' if not problems else 'DIFFER: ' + ', '.join(problems)}")
+    crashed = [s["subtask"] for s in summary if "error" in ref.get(s["subtask"], {})]
+    print(f"\n{n_eq}/{len(summary)} subtasks equal on every shared metric"
+          + (f"; TrustLLM's scorer raised on {len(crashed)} ({', '.join(crashed)})" if crashed else "")
+          + f"; judge templates: {'identical' if not problems else 'DIFFER: ' + ', '.join(problems)}")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": table, "summary": summary, "template_problems": problems},
                                               indent=1, default=str))
