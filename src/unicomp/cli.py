@@ -378,6 +378,18 @@ def _print_retention(result: dict) -> None:
     if any(c["mean_retained_pct"] is None for c in result["categories"]):
         console.print("n/a: every task of the category scores 0 on the base, so no retention ratio exists "
                       "(see the scores and flips above)", highlight=False)
+    if result.get("dimensions"):
+        dims = Table(title="TrustLLM dimension scores (0..1, higher = more reliable) and retention (%)")
+        names = list(dict.fromkeys(d["dimension"] for d in result["dimensions"]))
+        dims.add_column("model")
+        for n in names:
+            dims.add_column(n, justify="right")
+        for m in dict.fromkeys(d["model"] for d in result["dimensions"]):
+            cells = {d["dimension"]: d for d in result["dimensions"] if d["model"] == m}
+            dims.add_row(m, *[("" if n not in cells else _fmt(cells[n]["score"], ".3f")
+                               + ("" if m == "base" or cells[n]["retained_pct"] is None
+                                  else f" ({cells[n]['retained_pct']:.0f}%)")) for n in names])
+        console.print(dims)
     both = [d for d in result.get("decoupling", []) if d["gap_pct"] is not None]
     if both:
         view = Table(title="performance vs reliability retention (%)")

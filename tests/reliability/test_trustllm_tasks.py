@@ -143,3 +143,10 @@ def test_a_record_without_a_field_names_the_file_and_line_and_writes_nothing(tmp
     line = starts[2]  # where record 2 opens
     assert_one_line_error(proc, f"misuse.json line {line}", "no field 'prompt'")
     assert runs_in(store) == 0
+
+
+def test_an_unknown_subtask_names_close_matches(tmp_path):
+    proc = unicomp("eval", "--model", "smollm2-135m-instruct", "--tasks", "trustllm_safety_misus", "--store",
+                   str(tmp_path / "s.sqlite"))
+    assert_one_line_error(proc, "unknown task 'trustllm_safety_misus'", "trustllm_safety_misuse")
+    assert runs_in(tmp_path / "s.sqlite") == 0

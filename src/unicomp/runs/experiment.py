@@ -91,6 +91,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_s
 
 def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_pct: float = 5.0) -> dict[str, Any]:
     """Retention, paired statistics and distances from the stored units of a finished plan."""
+    from unicomp.report.reliability import dimension_rows
     from unicomp.report.retention import pooled_units, retention_table
 
     # an evaluation judged by an LLM judge is reported with the judge's labels (the row says so)
@@ -118,6 +119,7 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
                 distances[unit.variant.label] = stored.scores
     table = retention_table(base, variants, distances, margin_pct)
     table["judges"] = {u.evaluate.spec.name: u.config().name for u in judged.values()}
+    table["dimensions"] = dimension_rows(base, variants)
     table["distance_skipped"] = skipped
     table["run_id"] = run_id
     table["store"] = str(store.path)
