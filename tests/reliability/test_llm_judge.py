@@ -93,7 +93,7 @@ def test_llm_judge_over_unicomp_serve_labels_every_judged_item(tiny_model, judge
     units = {(u["task"], "judge" in u["data"] and isinstance(u["data"]["judge"], dict)): u for u in out["units"]}
     assert set(units) == {(TASK, False), (TASK, True), ("trustllm_safety_misuse", False)}  # misuse: rule judge only
     judged = units[(TASK, True)]
-    assert judged["data"]["judge"] == {"type": "llm", "base_url": judge_server, "model": "smol-judge",
+    assert judged["data"]["judge"] == {"type": "llm", "base_url": judge_server, "model": "smol-judge", "max_tokens": 16,
                                        "on_malformed": "record"}
     assert judged["data"]["judged_items"] == 6 and judged["data"]["rule_judged_items"] == 2
     records = _records(store, judged["unit_key"])

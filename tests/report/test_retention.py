@@ -47,3 +47,21 @@ def test_table_and_category_means_with_mmlu_pooled():
     cats = {c["category"]: c["mean_retained_pct"] for c in table["categories"]}
     assert cats["knowledge"] == pytest.approx((80.0 + 150.0) / 2)
     assert cats["language_modelling"] == pytest.approx(80.0)
+
+
+def test_a_base_without_a_score_gives_rows_without_ratios_not_a_crash():
+    """A TrustLLM metric can be undefined (Pearson r of constant answers): no base score, no retention."""
+    spec = get_task("trustllm_privacy_privacy_awareness_confAIde")
+    base = {spec.name: {"category": "privacy", "scores": {}, "n_items": 12, "records": [], "spec": spec}}
+    variant = {spec.name: {"category": "privacy", "scores": {"pearson": 0.3}, "n_items": 12, "records": [], "spec": spec}}
+    table = retention_table(base, {"w": variant})
+    rows = {r["model"]: r for r in table["rows"]}
+    assert rows["base"]["score"] is None and rows["base"]["retained_pct"] is None
+    assert rows["w"]["score"] == 0.3 and rows["w"]["retained_pct"] is None
+    assert table["categories"] == [{"model": "w", "category": "privacy", "mean_retained_pct": None, "tasks": 0,
+                                    "tasks_without_retention": 1}]
+
+
+def test_no_flips_for_per_item_labels_that_are_not_right_or_wrong():
+    records = [{"item_id": "0", "metrics": {"rta": {"refused": True}}, "prediction": None, "prompt_hash": "h"}]
+    assert paired("rta", records, records) == {}

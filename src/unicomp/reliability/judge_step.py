@@ -84,6 +84,8 @@ def judge_items(task: str, docs: Sequence[dict], texts: Sequence[str], config: L
     records = [sub.judge(d, t) for d, t in zip(docs, texts)]
     for it in items:
         records[it.index][lj.label] = it.label
+        if it.label is None and lj.pairwise:  # never fall back to the rule judge's stances for this pair
+            records[it.index]["pair_unjudged"] = True
     return records, items
 
 

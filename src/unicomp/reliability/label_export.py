@@ -1,5 +1,5 @@
 """Label files from a run: for every item an LLM judge decided, the rule judge's label and the
-LLM judge's, as two label files with the same ids (`<task>:<item>`), plus a blank copy for a
+LLM judge's, as two label files with the same ids (`<model>:<task>:<item>`), plus a blank copy for a
 person to fill in with `unicomp label`. `unicomp judge-agreement` then compares any two.
 
 The rule label of an item is the field the LLM judge would write (`LlmJudge.label`) in the rule
@@ -29,12 +29,14 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
     from unicomp.evaluate.runner import load_task_docs
     from unicomp.evaluate.tasks import get_task
 
+    if not Path(store_path).is_file():
+        raise UnicompError(f"no results store {store_path}", "pass --store with the store the run wrote")
     store = Store(store_path)
     try:
         runs = [run_id] if run_id else [r["run_id"] for r in reversed(store.list_runs())]
         for rid in runs:
-            units = store.export_run(rid)["units"]
-            judged = [u for u in units if isinstance(u["data"].get("judge"), dict)]
+            exported = store.export_run(rid)
+            judged = [u for u in exported["units"] if isinstance(u["data"].get("judge"), dict)]
             if judged:
                 break
         else:
@@ -46,8 +48,14 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
             metric = next(iter(SUBTASKS[task].metrics))
             llm = store.records(ju["unit_key"])
             rule = store.records(ju["data"]["evaluate_unit"])
-            docs, _ = load_task_docs(get_task(task), ju["settings"].get("limit") or
-                                     store.find_unit(ju["data"]["evaluate_unit"]).settings["limit"])
+            evaluation = store.find_unit(ju["data"]["evaluate_unit"])
+            # the run's own mirror, and the same dataset revision the evaluation read
+            docs, resolved = load_task_docs(get_task(task), evaluation.settings["limit"],
+                                            data_dir=exported["config"].get("data_dir"))
+            if resolved.revision != evaluation.data.get("revision") or len(docs) != len(llm):
+                raise UnicompError(f"{task}: the dataset now resolves to revision {resolved.revision} with {len(docs)} "
+                                   f"items, the run judged revision {evaluation.data.get('revision')} with {len(llm)}",
+                                   "export with the mirror the run used (the run config's data_dir)")
             previous = None  # the pair's first member, for a pairwise judge
             for i, (lr, rr) in enumerate(zip(llm, rule)):
                 if "judge_reply" not in lr["extra"]:
@@ -58,8 +66,10 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
                     rule_label = previous["metrics"][metric]["stance"] == rr["metrics"][metric]["stance"]
                 else:
                     rule_label = rr["metrics"][metric].get(lj.label)
-                common = dict(item_id=f"{task}:{lr['item_id']}", prompt=docs[i]["prompt"], answer=rr["generation"] or "")
-                extra = {"task": task, "model": ju["model"].get("name", "")}
+                model = ju["model"].get("name", "")
+                common = dict(item_id=f"{model}:{task}:{lr['item_id']}", prompt=docs[i]["prompt"],
+                              answer=rr["generation"] or "")
+                extra = {"task": task, "model": model}
                 rule_rows.append(LabelRow(**common, label=_text(rule_label), extra=extra))
                 llm_rows.append(LabelRow(**common, label=_text(lr["metrics"][metric][lj.label]),
                                          extra={**extra, "judge": lr["extra"]["judge"]}))

@@ -48,6 +48,8 @@ def paired(metric: str, base_records: list[dict], var_records: list[dict], lower
     common = [i for i in base if i in var]
     if not common or metric in lower_is_better or metric not in base[common[0]]["metrics"]:
         return {}
+    if not all(base[i]["metrics"].get(metric) in (0, 1) and var[i]["metrics"].get(metric) in (0, 1) for i in common):
+        return {}  # flips need right/wrong items (TrustLLM's per-item values are labels, not 0/1)
     c2w = sum(1 for i in common if base[i]["metrics"][metric] == 1 and var[i]["metrics"][metric] == 0)
     w2c = sum(1 for i in common if base[i]["metrics"][metric] == 0 and var[i]["metrics"][metric] == 1)
     same = sum(1 for i in common if base[i]["prediction"] == var[i]["prediction"])
@@ -66,11 +68,18 @@ def retention_table(base: dict[str, dict[str, Any]], variants: dict[str, dict[st
         spec = b["spec"]
         metric = spec.ranked_by
         note = {"note": spec.note} if spec.note else {}
+        base_score = b["scores"].get(metric)  # None: no score (e.g. a Pearson r of constant answers)
         rows.append({"model": "base", "task": task, "category": b["category"], "metric": metric,
-                     "score": b["scores"][metric], "delta": 0.0, "retained_pct": 100.0, "n_items": b["n_items"], **note})
+                     "score": base_score, "delta": 0.0 if base_score is not None else None,
+                     "retained_pct": 100.0 if base_score is not None else None, "n_items": b["n_items"], **note})
         for name, tasks in variants.items():
             v = tasks.get(task)
-            if v is None or metric not in v["scores"]:
+            if v is None or metric not in v["scores"] or base_score is None:
+                if v is not None and base_score is None:  # the variant's number, without a ratio
+                    rows.append({"model": name, "task": task, "category": b["category"], "metric": metric,
+                                 "score": v["scores"].get(metric), "delta": None, "retained_pct": None,
+                                 "n_items": v["n_items"], **note})
+                    categories.setdefault(name, {}).setdefault(b["category"], []).append(None)
                 continue
             ret = spec.retained(metric, b["scores"][metric], v["scores"][metric])
             row = {"model": name, "task": task, "category": b["category"], "metric": metric,

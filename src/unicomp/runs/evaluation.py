@@ -44,7 +44,7 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
         env = environment()
         run_id = store.start_run("eval", req.model_dump(), env)
         try:
-            LocalExecutor().execute(plan, UnitContext(pool, progress_factory, on_status, req.data_dir, store_path=str(store.path)), store=store,
+            LocalExecutor().execute(plan, UnitContext(pool, progress_factory, on_status, req.data_dir), store=store,
                                     run_id=run_id, environment=env)
         except BaseException as exc:
             store.finish_run(run_id, *ending(exc))

@@ -25,6 +25,7 @@ def reuse(unit, plan: Plan, done: dict[str, Any], store: Store | None, run_id: s
     key = unit.key()
     stored = store.find_unit(key) if store is not None and key is not None else None
     if stored is None or not unit.reusable(stored):
+        unit.prepare(store)  # e.g. a judge reads the stored generations it judges, before it runs anywhere
         return False
     store.link_unit(run_id, key)
     done[unit.name] = unit.from_stored(stored)

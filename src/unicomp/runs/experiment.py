@@ -75,7 +75,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_s
         env = environment()
         run_id = store.start_run("run", cfg.model_dump(), env)
         data_dir = str(Path(cfg.data_dir).expanduser().absolute()) if cfg.data_dir else None  # as workers see it
-        ctx = UnitContext(pool, progress_factory, on_status, data_dir, store_path=str(store.path))
+        ctx = UnitContext(pool, progress_factory, on_status, data_dir)
         try:
             done = executor.execute(plan, ctx, store=store, run_id=run_id, environment=env)
         except BaseException as exc:

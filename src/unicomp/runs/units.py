@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from unicomp.errors import UnicompError
 from unicomp.runs.models import ModelPool, ModelRef
 from unicomp.runs.store import Store, StoredUnit, unit_key
 
@@ -33,7 +34,6 @@ class UnitContext:
     progress: Callable[[str, int], Any]
     status: Callable[[str], None] = lambda s: None
     data_dir: str | None = None
-    store_path: str | None = None  # a judge reads the stored generations of a reused evaluation
     _lms: dict[tuple[str, int, int], Any] = field(default_factory=dict)
 
     def release_models(self) -> None:
@@ -69,6 +69,10 @@ class Unit(ABC):
     def reusable(self, stored: StoredUnit) -> bool:
         """Whether the stored unit with this key can stand for a fresh run."""
         return True
+
+    def prepare(self, store: Store | None) -> None:
+        """Read what the unit needs from the store before it is run, here or on a worker that has
+        no store (default: nothing)."""
 
     @abstractmethod
     def run(self, ctx: UnitContext) -> Any:
@@ -340,6 +344,7 @@ class JudgeUnit(Unit):
     judge: dict[str, Any]  # LlmJudgeConfig fields
     needs: tuple[str, ...] = ()
     _generated: Any = None
+    _items: list[dict] | None = None
 
     def bind(self, done: dict[str, Any]) -> None:
         self._generated = done.get(self.evaluate.name)
@@ -357,17 +362,17 @@ class JudgeUnit(Unit):
             return None
         return unit_key("judge", self.evaluate.model.fingerprint, self.evaluate.spec.name, self.settings(), "")
 
-    def _texts(self, ctx: UnitContext) -> list[str]:
+    def prepare(self, store: Store | None) -> None:
+        """The evaluation's items (generation, prompt hash, target), from its fresh record or the store."""
         record = self._generated
         if isinstance(record, EvaluateRecord):
-            return [r.generation for r in record.result.records]
-        if ctx.store_path is None:
-            raise RuntimeError("a judge over a reused evaluation needs the store")  # a bug: runs always set it
-        store = Store(ctx.store_path)
-        try:
-            return [r["generation"] for r in store.records(self.evaluate.key())]
-        finally:
-            store.close()
+            self._items = [{"generation": r.generation, "prompt_hash": r.prompt_hash, "target": r.target}
+                           for r in record.result.records]
+        elif store is not None:
+            self._items = store.records(self.evaluate.key())
+        if self._items is not None and len(self._items) != len(self.evaluate.docs):
+            raise UnicompError(f"{self.name}: the stored evaluation has {len(self._items)} items, the task "
+                               f"{len(self.evaluate.docs)} documents", "re-run without the stored unit (unicomp gc)")
 
     def run(self, ctx: UnitContext):
         from unicomp.evaluate.runner import ItemRecord, TaskResult
@@ -375,7 +380,11 @@ class JudgeUnit(Unit):
         from unicomp.reliability.trustllm.subtasks import SUBTASKS
 
         spec, config = self.evaluate.spec, self.config()
-        texts = self._texts(ctx)
+        if self._items is None:
+            self.prepare(None)
+        if self._items is None:
+            raise RuntimeError(f"{self.name}: run before its evaluation's items were read (prepare)")  # a bug
+        texts = [it["generation"] for it in self._items]
         docs = self.evaluate.docs
         total = len(judge_prompts(SUBTASKS[spec.name], docs, texts))
         with ctx.progress(f"{self.evaluate.model.label} x {spec.name}: judge {config.model}", total) as advance:
@@ -386,7 +395,9 @@ class JudgeUnit(Unit):
             extra = {"judge": config.name if i in replies else spec.reference.split("judge ")[-1]}
             if i in replies:
                 extra.update(judge_prompt_key=replies[i].prompt_key, judge_reply=replies[i].reply)
-            items.append(ItemRecord(str(i), "", None, None, None, None, text, {m: rec for m in spec.metrics}, extra))
+            source = self._items[i]
+            items.append(ItemRecord(str(i), source.get("prompt_hash", ""), source.get("target"), None, None, None, text,
+                                    {m: rec for m in spec.metrics}, extra))
         data = {"judge": config.record(), "judged_items": len(judged), "evaluate_unit": self.evaluate.key(),
                 "rule_judged_items": len(docs) - len(judged),
                 "malformed_items": [str(it.index) for it in judged if it.label is None]}

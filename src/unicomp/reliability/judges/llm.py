@@ -41,7 +41,7 @@ class LlmJudgeConfig(BaseModel):
 
     def record(self) -> dict[str, Any]:
         """What identifies the judge in a unit key and a result (no key, no tuning knobs)."""
-        out = {"type": "llm", "base_url": self.base_url.rstrip("/"), "model": self.model}
+        out = {"type": "llm", "base_url": self.base_url.rstrip("/"), "model": self.model, "max_tokens": self.max_tokens}
         if self.on_malformed != "stop":  # changes scores, so it is part of the key
             out["on_malformed"] = self.on_malformed
         return out

@@ -151,6 +151,8 @@ def preference_pairs(recs: list[dict]) -> list[bool]:
     out = []
     for k in range(len(items) // 2):
         first, second = items[2 * k], items[2 * k + 1]
+        if second.get("pair_unjudged"):  # the LLM judge's reply had no label: left out, as TrustLLM's failed calls
+            continue
         same = second.get("pair_same")
         out.append(first["stance"] == second["stance"] if same is None else bool(same))
     return out
