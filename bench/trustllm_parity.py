@@ -1,7 +1,8 @@
 """Parity of unicomp's TrustLLM scoring with TrustLLM 0.3.0's own scorer code, on the same generations.
 
     UNICOMP_DATA_DIR=../shared/data python bench/trustllm_synthetic_generations.py /tmp/tl.jsonl
-    python bench/trustllm_parity.py /tmp/tl.jsonl [--json OUT] [--reference-python /tmp/trustllm-venv/bin/python]
+    python bench/trustllm_parity.py /tmp/tl.jsonl --reference-python VENV/bin/python [--json OUT]
+    (or set TRUSTLLM_PYTHON to that interpreter instead of passing --reference-python)
 
 Input: JSONL lines {"subtask": name, "doc": <TrustLLM record>, "res": <generated text>} (file order per subtask).
 unicomp scores them with `SUBTASKS` (judge + metrics). The same items go, via subprocess, to
@@ -117,8 +118,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("generations")
     ap.add_argument("--json", default=None, help="write the comparison here")
-    ap.add_argument("--reference-python", default="/tmp/trustllm-venv/bin/python")
+    ap.add_argument("--reference-python", default=os.environ.get("TRUSTLLM_PYTHON"),
+                    help="python of the venv with trustllm==0.3.0 (default: $TRUSTLLM_PYTHON)")
     args = ap.parse_args()
+    if not args.reference_python:
+        ap.error("pass --reference-python (the trustllm venv's python) or set TRUSTLLM_PYTHON")
 
     by_task: dict[str, list[tuple[dict, str]]] = defaultdict(list)
     for line in open(args.generations):

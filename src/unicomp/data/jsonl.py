@@ -19,7 +19,7 @@ def parse_jsonl(data: bytes, path: Path) -> list[dict]:
     return parse_jsonl_lines(data, path)[0]
 
 
-def parse_jsonl_lines(data: bytes, path: Path) -> tuple[list[dict], list[int]]:
+def parse_jsonl_lines(data: bytes, path: Path, fix: str = _FIX) -> tuple[list[dict], list[int]]:
     """Rows of a JSON Lines file and the line number of each, so later checks can point at a line.
 
     Splits on "\\n" only: str.splitlines would also split on U+2028 and friends, which are
@@ -29,7 +29,7 @@ def parse_jsonl_lines(data: bytes, path: Path) -> tuple[list[dict], list[int]]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise UnicompError(f"{path} line {line}: not valid UTF-8 ({exc.reason})", _FIX) from None
+        raise UnicompError(f"{path} line {line}: not valid UTF-8 ({exc.reason})", fix) from None
     rows: list[dict] = []
     lines: list[int] = []
     for number, line in enumerate(text.split("\n"), start=1):
@@ -39,11 +39,11 @@ def parse_jsonl_lines(data: bytes, path: Path) -> tuple[list[dict], list[int]]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UnicompError(
-                f"{path} line {number}: invalid JSON: {exc.msg} at column {exc.colno}", _FIX
+                f"{path} line {number}: invalid JSON: {exc.msg} at column {exc.colno}", fix
             ) from None
         if not isinstance(row, dict):
             raise UnicompError(
-                f"{path} line {number}: expected a JSON object, got {type(row).__name__}", _FIX
+                f"{path} line {number}: expected a JSON object, got {type(row).__name__}", fix
             )
         rows.append(row)
         lines.append(number)

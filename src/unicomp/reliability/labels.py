@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unicomp.data.jsonl import parse_jsonl_lines
 from unicomp.errors import UnicompError
 from unicomp.outputs import write_text
 
@@ -50,14 +51,15 @@ def read_labels(path: str | Path) -> list[LabelRow]:
     path = Path(path)
     if not path.is_file():
         raise UnicompError(f"no label file {path}", "pass the path of a .jsonl or .csv label file")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
     rows: list[LabelRow] = []
     lines: dict[str, int] = {}
     if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
+        reader = csv.DictReader(io.StringIO(data.decode("utf-8")))
         items = ((reader.line_num, raw) for raw in reader)
     elif path.suffix.lower() in (".jsonl", ".json"):
-        items = _json_lines(text, path)
+        parsed, numbers = parse_jsonl_lines(data, path, fix=_FIX)
+        items = zip(numbers, parsed)
     else:
         raise UnicompError(f"{path}: unknown label file type {path.suffix!r}", "use a .jsonl or .csv file")
     for line, raw in items:
@@ -68,19 +70,6 @@ def read_labels(path: str | Path) -> list[LabelRow]:
         lines[row.item_id] = line
         rows.append(row)
     return rows
-
-
-def _json_lines(text: str, path: Path):
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UnicompError(f"{path} line {number}: invalid JSON ({exc.msg})", _FIX) from None
-        if not isinstance(raw, dict):
-            raise UnicompError(f"{path} line {number}: expected a JSON object", _FIX)
-        yield number, raw
 
 
 def write_labels(path: str | Path, rows: list[LabelRow]) -> None:
