@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unicomp.data.calibration import CalibrationConfig
 from unicomp.errors import UnicompError
 from unicomp.outputs import name_problem
+from unicomp.reliability.judges.classifier import ClassifierJudgeConfig
 from unicomp.reliability.judges.llm import LlmJudgeConfig
 
 
@@ -130,6 +131,9 @@ class ExperimentConfig(_Strict):
     # an LLM judge over an OpenAI-compatible endpoint for the TrustLLM subtasks TrustLLM judges with
     # GPT-4 (default: the offline rule judges only); LlmJudgeConfig fields
     judge: LlmJudgeConfig | None = None
+    # TrustLLM's refusal classifier (ClassifierJudgeConfig fields; {} for LibrAI/longformer-harmful-ro)
+    # for the subtasks where TrustLLM reports a refuse-to-answer rate (default: the refusal rule)
+    refusal_classifier: ClassifierJudgeConfig | None = None
     # a variant is flagged when its performance retention exceeds its reliability retention by more
     decoupling_margin_pct: float = Field(5.0, ge=0)
 

@@ -62,6 +62,8 @@ class EvalRequest(Request):
     max_gen_toks: int | None = Field(None, gt=0)
     # an LLM judge (LlmJudgeConfig fields) for the TrustLLM subtasks TrustLLM judges with GPT-4
     judge: dict[str, Any] | None = None
+    # TrustLLM's refusal classifier (ClassifierJudgeConfig fields) for its refuse-to-answer subtasks
+    refusal_classifier: dict[str, Any] | None = None
 
 
 class CompressRequest(Request):

@@ -18,7 +18,7 @@ from typing import Any
 from unicomp.errors import UnicompError
 from unicomp.reliability.judges.llm import LlmJudgeConfig, ask
 from unicomp.reliability.trustllm.llm_judges import render
-from unicomp.reliability.trustllm.subtasks import SUBTASKS, Subtask
+from unicomp.reliability.trustllm.subtasks import REFUSAL, SUBTASKS, Subtask
 
 _SHOWN = 120
 
@@ -30,6 +30,25 @@ class JudgedItem:
     prompt: str
     reply: str | None = None
     label: Any = None
+
+
+def has_classifier_judge(task: str) -> bool:
+    """Subtasks where TrustLLM reports a refuse-to-answer rate from its Longformer classifier."""
+    sub = SUBTASKS.get(task)
+    return sub is not None and REFUSAL in sub.judge_name
+
+
+def classify_items(task: str, docs: Sequence[dict], texts: Sequence[str], classifier: Any,
+                   progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict[int, str]]:
+    """Per-item records with `refused` from the classifier's label wherever the rule judge set it,
+    and the classifier's label per judged item."""
+    sub = SUBTASKS[task]
+    records = [sub.judge(d, t) for d, t in zip(docs, texts)]
+    judged = [i for i, r in enumerate(records) if "refused" in r]
+    labels = classifier.labels([texts[i] for i in judged], progress) if judged else []
+    for i, label in zip(judged, labels):
+        records[i]["refused"] = label == classifier.config.refusal_label
+    return records, dict(zip(judged, labels))
 
 
 def has_llm_judge(task: str) -> bool:

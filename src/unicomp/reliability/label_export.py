@@ -25,7 +25,14 @@ def _text(value: Any) -> str | None:
     return value if value is None or isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str | None = None) -> dict[str, Any]:
+def _refusal(record: dict) -> str:
+    return "refused" if record["refused"] else "answered"
+
+
+def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str | None = None,
+                        kind: str = "llm") -> dict[str, Any]:
+    """`kind` "llm": the items an LLM judge labelled; "classifier": the answers the refusal
+    classifier labelled (refused / answered), against the refusal rule."""
     from unicomp.evaluate.runner import load_task_docs
     from unicomp.evaluate.tasks import get_task
 
@@ -36,12 +43,14 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
         runs = [run_id] if run_id else [r["run_id"] for r in reversed(store.list_runs())]
         for rid in runs:
             exported = store.export_run(rid)
-            judged = [u for u in exported["units"] if isinstance(u["data"].get("judge"), dict)]
+            judged = [u for u in exported["units"] if isinstance(u["data"].get("judge"), dict)
+                      and u["data"]["judge"].get("type") == kind]
             if judged:
                 break
         else:
-            raise UnicompError(f"no run in {store_path} has LLM-judged units",
-                               "run TrustLLM subtasks with --judge-endpoint / a `judge:` block first")
+            raise UnicompError(f"no run in {store_path} has {kind}-judged units",
+                               "run TrustLLM subtasks with --judge-endpoint / a `judge:` block first" if kind == "llm"
+                               else "run TrustLLM subtasks with --refusal-classifier / a `refusal_classifier:` block first")
         rule_rows, llm_rows = [], []
         for ju in judged:
             task, lj = ju["task"], SUBTASKS[ju["task"]].llm_judge
@@ -58,6 +67,15 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
                                    "export with the mirror the run used (the run config's data_dir)")
             previous = None  # the pair's first member, for a pairwise judge
             for i, (lr, rr) in enumerate(zip(llm, rule)):
+                if kind == "classifier":
+                    if "classifier_label" in lr["extra"]:
+                        common = dict(item_id=f"{ju['model'].get('name', '')}:{task}:{lr['item_id']}",
+                                      prompt=docs[i]["prompt"], answer=rr["generation"] or "")
+                        extra = {"task": task, "model": ju["model"].get("name", "")}
+                        rule_rows.append(LabelRow(**common, label=_refusal(rr["metrics"][metric]), extra=extra))
+                        llm_rows.append(LabelRow(**common, label=_refusal(lr["metrics"][metric]),
+                                                 extra={**extra, "judge": lr["extra"]["judge"]}))
+                    continue
                 if "judge_reply" not in lr["extra"]:
                     if lj.pairwise and lj.applies(docs[i], rr["generation"]):
                         previous = rr
@@ -78,6 +96,6 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_labels(out / "rule.jsonl", rule_rows)
-    write_labels(out / "llm.jsonl", llm_rows)
+    write_labels(out / f"{kind}.jsonl", llm_rows)
     write_labels(out / "human.jsonl", [LabelRow(r.item_id, r.prompt, r.answer, None, dict(r.extra)) for r in rule_rows])
-    return {"run_id": rid, "items": len(rule_rows), "files": [str(out / n) for n in ("rule.jsonl", "llm.jsonl", "human.jsonl")]}
+    return {"run_id": rid, "items": len(rule_rows), "files": [str(out / n) for n in ("rule.jsonl", f"{kind}.jsonl", "human.jsonl")]}

@@ -63,14 +63,22 @@ def _evaluate_units(model: ModelRef, prepared, *, limit_for, num_fewshot, batch_
             for spec, docs, resolved in prepared]
 
 
-def _judge_units(evaluations: list[EvaluateUnit], judge: dict[str, Any] | None) -> list[JudgeUnit]:
-    """An LLM-judge unit after each evaluation of a subtask TrustLLM judges with GPT-4."""
-    if judge is None:
-        return []
-    from unicomp.reliability.judge_step import has_llm_judge
+def _judge_units(evaluations: list[EvaluateUnit], judge: dict[str, Any] | None,
+                 classifier: dict[str, Any] | None = None) -> list[JudgeUnit]:
+    """A judge unit after each evaluation of a TrustLLM subtask: the LLM judge where TrustLLM asks
+    GPT-4, the refusal classifier where it reports a refuse-to-answer rate (never both: no subtask
+    is in both sets)."""
+    from unicomp.reliability.judge_step import has_classifier_judge, has_llm_judge
 
-    return [JudgeUnit(name=f"judge {u.model.label} x {u.spec.name}", evaluate=u, judge=judge, needs=(u.name,))
-            for u in evaluations if has_llm_judge(u.spec.name)]
+    units = []
+    for u in evaluations:
+        if judge is not None and has_llm_judge(u.spec.name):
+            units.append(JudgeUnit(name=f"judge {u.model.label} x {u.spec.name}", evaluate=u, judge=judge,
+                                   needs=(u.name,)))
+        elif classifier is not None and has_classifier_judge(u.spec.name):
+            units.append(JudgeUnit(name=f"classify {u.model.label} x {u.spec.name}", evaluate=u,
+                                   judge={**classifier, "type": "classifier"}, needs=(u.name,)))
+    return units
 
 
 def _endpoint(cfg, label: str):
@@ -94,8 +102,9 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     common = dict(limit_for=cfg.limit_for, num_fewshot=ev.num_fewshot, batch_size=ev.batch_size, max_length=max_length,
                   device=cfg.device)
     judge = cfg.judge.model_dump() if cfg.judge is not None else None
+    classifier = cfg.refusal_classifier.model_dump() if cfg.refusal_classifier is not None else None
     base_evaluations = _evaluate_units(base, prepared, endpoint=_endpoint(cfg, "base"), **common)
-    units: list[Unit] = [*base_evaluations, *_judge_units(base_evaluations, judge)]
+    units: list[Unit] = [*base_evaluations, *_judge_units(base_evaluations, judge, classifier)]
     models = {"base": base}
     wikitext = None
     if cfg.distance.enabled:
@@ -118,7 +127,7 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
             ref = ModelRef(variant.name, produced_by=compress.name)
         models[variant.name] = ref
         evaluations = _evaluate_units(ref, prepared, needs=needs, endpoint=_endpoint(cfg, variant.name), **common)
-        units.extend([*evaluations, *_judge_units(evaluations, judge)])
+        units.extend([*evaluations, *_judge_units(evaluations, judge, classifier)])
         if wikitext is not None:
             units.append(DistanceUnit(name=f"distance {variant.name} vs base", base=base, variant=ref, resolved=wikitext,
                                       windows=cfg.distance.windows, seq_len=cfg.distance.seq_len, needs=needs))
@@ -139,7 +148,7 @@ def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     units = _evaluate_units(model, prepared, limit_for=lambda name: req.limit, num_fewshot=req.num_fewshot,
                             batch_size=req.batch_size, max_length=resolve_max_length(loaded.model, loaded.tokenizer),
                             device=req.device, endpoint=req.endpoint)
-    return Plan([*units, *_judge_units(units, req.judge)], {"model": model}, prepared)
+    return Plan([*units, *_judge_units(units, req.judge, req.refusal_classifier)], {"model": model}, prepared)
 
 
 def plan_compression(req, calibration) -> Plan:

@@ -333,29 +333,49 @@ class DistanceUnit(Unit):
 # ------------------------------------------------------------------------------------ judge
 @dataclass
 class JudgeUnit(Unit):
-    """An LLM judge (any OpenAI-compatible endpoint) over the generations of one evaluation of a
-    TrustLLM subtask; its result is the subtask scored with the judge's labels. Keyed by the
-    evaluation's key and the judge's model and URL, so changing the judge re-judges without
-    re-generating, and the key (read from the environment) is never part of it."""
+    """A judge over the generations of one evaluation of a TrustLLM subtask: an LLM judge (any
+    OpenAI-compatible endpoint) where TrustLLM asks GPT-4, or TrustLLM's refusal classifier where
+    it reports a refuse-to-answer rate. Its result is the subtask scored with the judge's labels.
+    Keyed by the evaluation's key and the judge's identity (model and URL; a classifier's commit or
+    file hash), so changing the judge re-judges without re-generating; an API key is never part of it."""
 
     kind: ClassVar[str] = "judge"
     name: str
     evaluate: EvaluateUnit
-    judge: dict[str, Any]  # LlmJudgeConfig fields
+    judge: dict[str, Any]  # LlmJudgeConfig or ClassifierJudgeConfig (type: classifier) fields
     needs: tuple[str, ...] = ()
     _generated: Any = None
     _items: list[dict] | None = None
+    _resolved: Any = None
 
     def bind(self, done: dict[str, Any]) -> None:
         self._generated = done.get(self.evaluate.name)
 
+    @property
+    def is_classifier(self) -> bool:
+        return self.judge.get("type") == "classifier"
+
     def config(self):
+        if self.is_classifier:
+            from unicomp.reliability.judges.classifier import ClassifierJudgeConfig
+
+            return ClassifierJudgeConfig(**self.judge)
         from unicomp.reliability.judges.llm import LlmJudgeConfig
 
         return LlmJudgeConfig(**self.judge)
 
+    def judge_record(self) -> dict[str, Any]:
+        if not self.is_classifier:
+            return self.config().record()
+        if self._resolved is None:
+            from unicomp.reliability.judges.classifier import resolve
+
+            self._resolved = resolve(self.config())
+        return self._resolved.record(self.config())
+
     def settings(self) -> dict[str, Any]:
-        return {"evaluate": self.evaluate.key(), "judge": self.config().record(), "prompts": "TrustLLM 0.3.0"}
+        prompts = {} if self.is_classifier else {"prompts": "TrustLLM 0.3.0"}
+        return {"evaluate": self.evaluate.key(), "judge": self.judge_record(), **prompts}
 
     def key(self) -> str | None:
         if self.evaluate.key() is None:
@@ -376,33 +396,52 @@ class JudgeUnit(Unit):
 
     def run(self, ctx: UnitContext):
         from unicomp.evaluate.runner import ItemRecord, TaskResult
-        from unicomp.reliability.judge_step import judge_items, judge_prompts, scores_of
-        from unicomp.reliability.trustllm.subtasks import SUBTASKS
+        from unicomp.reliability.judge_step import scores_of
 
-        spec, config = self.evaluate.spec, self.config()
+        spec = self.evaluate.spec
         if self._items is None:
             self.prepare(None)
         if self._items is None:
             raise RuntimeError(f"{self.name}: run before its evaluation's items were read (prepare)")  # a bug
         texts = [it["generation"] for it in self._items]
-        docs = self.evaluate.docs
+        rule = spec.reference.split("judge ")[-1]
+        records, extras, data = (self._classify if self.is_classifier else self._ask)(ctx, texts)
+        items = []
+        for i, (rec, text) in enumerate(zip(records, texts)):
+            source = self._items[i]
+            items.append(ItemRecord(str(i), source.get("prompt_hash", ""), source.get("target"), None, None, None, text,
+                                    {m: rec for m in spec.metrics}, extras.get(i, {"judge": rule})))
+        data = {"judge": self.judge_record(), **data, "evaluate_unit": self.evaluate.key(),
+                "rule_judged_items": len(texts) - data["judged_items"]}
+        return TaskResult(spec.name, spec.category, scores_of(spec.name, records), {}, len(items), items, data,
+                          self.settings())
+
+    def _ask(self, ctx: UnitContext, texts: list[str]):
+        from unicomp.reliability.judge_step import judge_items, judge_prompts
+        from unicomp.reliability.trustllm.subtasks import SUBTASKS
+
+        spec, config, docs = self.evaluate.spec, self.config(), self.evaluate.docs
         total = len(judge_prompts(SUBTASKS[spec.name], docs, texts))
         with ctx.progress(f"{self.evaluate.model.label} x {spec.name}: judge {config.model}", total) as advance:
             records, judged = judge_items(spec.name, docs, texts, config, progress=advance)
-        replies = {it.index: it for it in judged}
-        items = []
-        for i, (rec, text) in enumerate(zip(records, texts)):
-            extra = {"judge": config.name if i in replies else spec.reference.split("judge ")[-1]}
-            if i in replies:
-                extra.update(judge_prompt_key=replies[i].prompt_key, judge_reply=replies[i].reply)
-            source = self._items[i]
-            items.append(ItemRecord(str(i), source.get("prompt_hash", ""), source.get("target"), None, None, None, text,
-                                    {m: rec for m in spec.metrics}, extra))
-        data = {"judge": config.record(), "judged_items": len(judged), "evaluate_unit": self.evaluate.key(),
-                "rule_judged_items": len(docs) - len(judged),
-                "malformed_items": [str(it.index) for it in judged if it.label is None]}
-        return TaskResult(spec.name, spec.category, scores_of(spec.name, records), {}, len(items), items, data,
-                          self.settings())
+        extras = {it.index: {"judge": config.name, "judge_prompt_key": it.prompt_key, "judge_reply": it.reply}
+                  for it in judged}
+        return records, extras, {"judged_items": len(judged),
+                                 "malformed_items": [str(it.index) for it in judged if it.label is None]}
+
+    def _classify(self, ctx: UnitContext, texts: list[str]):
+        from unicomp.reliability.judge_step import classify_items
+        from unicomp.reliability.judges.classifier import RefusalClassifier
+        from unicomp.reliability.trustllm.subtasks import SUBTASKS
+
+        spec, config, docs = self.evaluate.spec, self.config(), self.evaluate.docs
+        self.judge_record()  # resolves the classifier (once)
+        classifier = RefusalClassifier(config, self._resolved)
+        total = sum("refused" in SUBTASKS[spec.name].judge(d, t) for d, t in zip(docs, texts))  # rules: cheap
+        with ctx.progress(f"{self.evaluate.model.label} x {spec.name}: classify {config.model}", total) as advance:
+            records, labels = classify_items(spec.name, docs, texts, classifier, progress=advance)
+        extras = {i: {"judge": config.name, "classifier_label": label} for i, label in labels.items()}
+        return records, extras, {"judged_items": len(labels), "source": self._resolved.source}
 
     def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
         store.save_unit(run_id, key, kind=self.kind, model=self.evaluate.model.record, result=record,

@@ -10,8 +10,9 @@ T > 1e-5, repetition penalty 1.0), at most `MAX_NEW_TOKENS` = 128 new tokens —
 default is 512, so long answers are cut earlier and rules that look at the end of an answer see less.
 
 Judges: TrustLLM's own string rules are reproduced exactly (`metrics.py`); where TrustLLM calls the Longformer
-refusal classifier we use the rule refusal judge, where it calls GPT-4 a rule judge (`judges/rules.py`) with an
-optional `llm_judge` for later, and TF-IDF cosine where it uses ada-002 embeddings. See docs/metrics.md.
+refusal classifier we use the rule refusal judge (the classifier itself is an optional judge unit:
+`judges/classifier.py`), where it calls GPT-4 a rule judge (`judges/rules.py`) with an optional `llm_judge`, and
+TF-IDF cosine where it uses ada-002 embeddings. See docs/metrics.md.
 """
 
 from __future__ import annotations
