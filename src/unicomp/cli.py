@@ -83,6 +83,8 @@ def eval_cmd(
     judge_endpoint: Optional[str] = typer.Option(None, help="LLM judge for the TrustLLM subtasks TrustLLM judges with GPT-4: an OpenAI-compatible URL (default: offline rule judges only)."),
     judge_model: Optional[str] = typer.Option(None, help="The judge model's name on that server (needed with --judge-endpoint), e.g. gpt-4-1106-preview."),
     judge_key_env: str = typer.Option("OPENAI_API_KEY", help="Environment variable holding the judge server's key (read when calling; never stored)."),
+    refusal_classifier: Optional[str] = typer.Option(None, help="TrustLLM's refusal classifier for its refuse-to-answer subtasks: a hub id (LibrAI/longformer-harmful-ro) or local folder (default: the offline refusal rule)."),
+    judge_on_malformed: str = typer.Option("stop", help="A judge reply without a label: stop naming the items (default), or record them as unjudged and list them."),
 ) -> None:
     """Evaluate a model on tasks; print a results table; save the run in the store and as JSON."""
     from unicomp.requests import EvalRequest
@@ -93,12 +95,13 @@ def eval_cmd(
                          data_sources=data_sources.split(",") if data_sources else None,
                          trust_remote_code=trust_remote_code, strict_sources=strict_sources,
                          endpoint=_endpoint_config(endpoint, endpoint_model or model, endpoint_key_env, endpoint_concurrency),
-                         max_gen_toks=max_gen_toks, judge=_judge_config(judge_endpoint, judge_model, judge_key_env))
+                         max_gen_toks=max_gen_toks, judge=_judge_config(judge_endpoint, judge_model, judge_key_env, judge_on_malformed),
+                         refusal_classifier=_classifier_config(refusal_classifier))
     exported = run_evaluation(req, progress, on_status=status)
     _print_results(exported)
 
 
-def _judge_config(url: Optional[str], name: Optional[str], key_env: str) -> Optional[dict]:
+def _judge_config(url: Optional[str], name: Optional[str], key_env: str, on_malformed: str = "stop") -> Optional[dict]:
     if url is None and name is None:
         return None
     if url is None or name is None:
@@ -106,7 +109,17 @@ def _judge_config(url: Optional[str], name: Optional[str], key_env: str) -> Opti
                            "pass e.g. --judge-endpoint https://api.openai.com/v1 --judge-model gpt-4-1106-preview")
     from unicomp.reliability.judges.llm import LlmJudgeConfig
 
-    return LlmJudgeConfig(base_url=url, model=name, api_key_env=key_env or None).model_dump()
+    if on_malformed not in ("stop", "record"):
+        raise UnicompError(f"--judge-on-malformed {on_malformed!r} is not an option", "pass stop or record")
+    return LlmJudgeConfig(base_url=url, model=name, api_key_env=key_env or None, on_malformed=on_malformed).model_dump()
+
+
+def _classifier_config(model: Optional[str]) -> Optional[dict]:
+    if model is None:
+        return None
+    from unicomp.reliability.judges.classifier import ClassifierJudgeConfig
+
+    return ClassifierJudgeConfig(model=model).model_dump()
 
 
 def _endpoint_config(url: Optional[str], name: str, key_env: str, concurrency: int) -> Optional[dict]:
@@ -139,8 +152,9 @@ def _print_results(exported: dict) -> None:
         data = u.get("data") or {}
         src = f"{data.get('source', '')}:{data.get('split', '')}" if data else f"{u.get('subtasks')} subjects"
         task = u["task"]
-        if isinstance(data.get("judge"), dict):  # the same subtask, scored with an LLM judge's labels
-            task, src = f"{task} [LLM judge]", f"judge {data['judge']['model']}: {data.get('judged_items')} items"
+        if isinstance(data.get("judge"), dict):  # the same subtask, scored with a judge's labels
+            kind = "classifier" if data["judge"].get("type") == "classifier" else "LLM judge"
+            task, src = f"{task} [{kind}]", f"{kind} {data['judge']['model']}: {data.get('judged_items')} items"
             if data.get("malformed_items"):
                 src += f", {len(data['malformed_items'])} unjudged (no label in the reply)"
         if data.get("fallbacks"):
@@ -401,7 +415,7 @@ def _print_retention(result: dict) -> None:
                          _fmt(d["gap_pct"], "+.1f"), flag)
         console.print(view)
     for task, judge in (result.get("judges") or {}).items():
-        console.print(f"judge: {task} scored with the labels of LLM judge {judge} (rule judges elsewhere)", highlight=False)
+        console.print(f"judge: {task} scored with the labels of {judge} (rule judges elsewhere)", highlight=False)
     if result["distance"]:
         dist = Table(title="distance to base on WikiText-2 windows")
         for col in ("model", "KL mean", "KL p99", "KL max", "top-1 agreement"):
@@ -473,14 +487,19 @@ def judge_agreement_cmd(
         check_output_file(json_out, flag="--json")
     result = compare_files(a, b, sample=sample, stratify_by=stratify_by, seed=seed)
     table = Table(title=f"agreement of {b} with {a}")
-    for col in ("items", "accuracy", "95% interval", "Cohen's kappa", "95% interval"):
-        table.add_column(col, justify="right")
+    for col in (result["stratified_by"], "items", "accuracy", "95% interval", "Cohen's kappa", "95% interval"):
+        table.add_column(col, justify="left" if col == result["stratified_by"] else "right")
 
     def interval(v):
         return "" if v is None else f"[{v[0]:.3f}, {v[1]:.3f}]"
 
-    table.add_row(str(result["items"]), f"{result['accuracy']:.3f}", interval(result["accuracy_interval"]),
-                  "undefined" if result["kappa"] is None else f"{result['kappa']:.3f}", interval(result["kappa_interval"]))
+    def row(name: str, r: dict) -> None:
+        table.add_row(name, str(r["items"]), f"{r['accuracy']:.3f}", interval(r["accuracy_interval"]),
+                      "undefined" if r["kappa"] is None else f"{r['kappa']:.3f}", interval(r["kappa_interval"]))
+
+    row("all", result)
+    for name, r in result["by_stratum"].items():
+        row(name, r)
     console.print(table)
     console.print(f"labels: {', '.join(result['labels'])}; strata ({result['stratified_by']}): {result['strata']}; "
                   f"{result['resamples']} bootstrap resamples, seed {result['seed']}", highlight=False)
@@ -493,14 +512,17 @@ def judge_agreement_cmd(
 @app.command("judge-labels")
 @_friendly(_NOTHING_KEPT)
 def judge_labels_cmd(
-    out: str = typer.Option(..., help="Folder for rule.jsonl, llm.jsonl and human.jsonl (blank labels)."),
+    out: str = typer.Option(..., help="Folder for rule.jsonl, llm.jsonl (or classifier.jsonl) and human.jsonl (blank labels)."),
     store: str = typer.Option("unicomp-results/unicomp.sqlite", help="SQLite results store."),
-    run: Optional[str] = typer.Option(None, help="Run id (default: the newest run with LLM-judged units)."),
+    run: Optional[str] = typer.Option(None, help="Run id (default: the newest run with units of that judge)."),
+    judge: str = typer.Option("llm", help="llm: the items the LLM judge labelled; classifier: the answers the refusal classifier labelled."),
 ) -> None:
-    """Label files of every LLM-judged item of a run: the rule judge's labels, the LLM judge's, and a blank copy."""
+    """Label files of every judged item of a run: the rule judge's labels, the other judge's, and a blank copy."""
     from unicomp.reliability.label_export import export_judge_labels
 
-    result = export_judge_labels(store, out, run)
+    if judge not in ("llm", "classifier"):
+        raise UnicompError(f"--judge {judge!r} is not a judge kind", "pass llm or classifier")
+    result = export_judge_labels(store, out, run, kind=judge)
     console.print(f"run {result['run_id']}: {result['items']} judged items -> {', '.join(result['files'])}", highlight=False)
 
 

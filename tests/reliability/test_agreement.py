@@ -82,6 +82,9 @@ def test_compare_files_joins_on_ids_and_refuses_unknown_ids(tmp_path):
     out = compare_files(judge, human)
     assert out["items"] == 20 and out["labelled_in_both"] == 20
     assert out["accuracy"] == pytest.approx(19 / 20)
+    # per stratum (A's label here): "r" items all agree; of the 7 "c" items one was labelled "r"
+    assert {k: (v["items"], v["accuracy"]) for k, v in out["by_stratum"].items()} == \
+        {"r": (13, 1.0), "c": (7, pytest.approx(6 / 7))}
     stray = _write(tmp_path / "stray.jsonl", {"1": "r", "999": "c"})
     with pytest.raises(UnicompError, match=r"1 item id\(s\) match no item of .*judge.jsonl: '999'"):
         compare_files(judge, stray)

@@ -118,4 +118,7 @@ def compare_files(a_path, b_path, *, sample: int | None = None, stratify_by: str
     out = agreement([a.label for a, _ in pairs], [b.label for _, b in pairs], resamples=resamples, seed=seed)
     out.update({"a": str(a_path), "b": str(b_path), "labelled_in_both": len(both), "stratified_by": stratify_by,
                 "sample": sample, "strata": dict(Counter(key(p) for p in pairs))})
+    # per stratum too: pooled kappa mixes label sets when strata are tasks with different labels
+    out["by_stratum"] = {s: agreement([a.label for a, _ in ps], [b.label for _, b in ps], resamples=resamples, seed=seed)
+                         for s in out["strata"] for ps in [[p for p in pairs if key(p) == s]]}
     return out
