@@ -506,7 +506,9 @@ def judge_agreement_cmd(
     if json_out:
         import json
 
-        write_text(json_out, json.dumps(result, indent=2))
+        from unicomp.outputs import FORMAT_KEY
+
+        write_text(json_out, json.dumps({FORMAT_KEY: 1, **result}, indent=2))  # the marker: a re-run may overwrite it
 
 
 @app.command("judge-labels")

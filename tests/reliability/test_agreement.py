@@ -106,6 +106,9 @@ def test_commands_end_to_end_and_bad_input(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["items"] == 12 and result["strata"] == {"r": 6, "c": 6} and "Cohen's kappa" in proc.stdout
+    again = unicomp("judge-agreement", str(judge), str(human), "--sample", "12", "--seed", "1", "--json", str(out))
+    assert again.returncode == 0, again.stderr  # its own JSON is overwritten; a stranger's file never is
+    assert json.loads(out.read_text())["seed"] == 1
     stray = _write(tmp_path / "stray.jsonl", {"1": "r", "x9": "c"})
     out2 = tmp_path / "never.json"
     assert_one_line_error(unicomp("judge-agreement", str(judge), str(stray), "--json", str(out2)), "match no item", "'x9'")

@@ -83,13 +83,13 @@ def export_judge_labels(store_path: str | Path, out_dir: str | Path, run_id: str
                 if lj.pairwise:
                     rule_label = previous["metrics"][metric]["stance"] == rr["metrics"][metric]["stance"]
                 else:
-                    rule_label = rr["metrics"][metric].get(lj.label)
+                    rule_label = lj.compared(rr["metrics"][metric].get(lj.label))
                 model = ju["model"].get("name", "")
                 common = dict(item_id=f"{model}:{task}:{lr['item_id']}", prompt=docs[i]["prompt"],
                               answer=rr["generation"] or "")
                 extra = {"task": task, "model": model}
                 rule_rows.append(LabelRow(**common, label=_text(rule_label), extra=extra))
-                llm_rows.append(LabelRow(**common, label=_text(lr["metrics"][metric][lj.label]),
+                llm_rows.append(LabelRow(**common, label=_text(lj.compared(lr["metrics"][metric][lj.label])),
                                          extra={**extra, "judge": lr["extra"]["judge"]}))
     finally:
         store.close()

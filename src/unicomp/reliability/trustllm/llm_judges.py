@@ -51,7 +51,9 @@ class LlmJudge:
     own rule leaves undecided), else None; `parse(reply)` maps a reply to the label our rule judge writes into
     the per-item record field `label` (None = malformed reply). `pairwise`: the template compares two
     generations (sycophancy preference: res1 = the second item of a pair, res2 = the first, as TrustLLM)
-    and the label goes on the pair's second item.
+    and the label goes on the pair's second item. `compared(label)` maps a rule or judge label to
+    the class two judges are compared on (default: the label itself), where the scorer reads the
+    label as text (stereotype recognition keeps the judge's whole reply).
     """
 
     keys: tuple[str, ...]
@@ -60,6 +62,7 @@ class LlmJudge:
     label: str
     pairwise: bool = False
     templates: dict[str, str] = field(default_factory=dict)
+    compared: Callable[[Any], Any] = lambda label: label
 
     def __post_init__(self) -> None:
         if not self.templates:
