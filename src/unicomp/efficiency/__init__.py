@@ -1,0 +1,1 @@
+"""The efficiency track: compute (FLOPs, MACs), footprint, device profiles and projections."""
