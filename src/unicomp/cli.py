@@ -267,6 +267,64 @@ def compress_cmd(
                       f"(all in {out}/unicomp.json)", highlight=False)
 
 
+@app.command("profile")
+@_friendly(_NOTHING_KEPT)
+def profile_cmd(
+    model: str = typer.Option(..., "--model", "-m", help="Alias, hub id, local directory (a `unicomp compress` output too) or .gguf file."),
+    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 (quantized checkpoints run their packed kernels in bf16/fp16)."),
+    device: str = typer.Option("cpu", help="cpu | cuda | cuda:N."),
+    batch_sizes: str = typer.Option("1,8", help="Comma-separated batch sizes."),
+    prompt_tokens: int = typer.Option(1024, min=1, help="Prompt length (the paper's workload: 1024)."),
+    new_tokens: int = typer.Option(16, min=1, help="Output tokens of the end-to-end latency (paper: 16)."),
+    decode_tokens: int = typer.Option(128, min=1, help="Greedy steps timed for decode tokens/s."),
+    repeats: int = typer.Option(3, min=1, help="Timed passes after one warm-up (median, min, max reported)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="torch threads (default: torch's setting)."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Also write the measurements to this JSON file."),
+) -> None:
+    """Measure prefill, time to first token, decode tokens/s and peak memory of a model per batch size."""
+    from unicomp.efficiency.runtime import Workload, measure_runtime
+    from unicomp.models.loading import load_model
+    from unicomp.models.options import resolve_device
+    from unicomp.outputs import FORMAT_KEY, check_output_file, write_text
+
+    sizes = _int_list(batch_sizes, "--batch-sizes")
+    workload = Workload(prompt_tokens=prompt_tokens, new_tokens=new_tokens, decode_tokens=decode_tokens,
+                        batch_sizes=sizes, repeats=repeats, threads=threads)
+    if json_out:
+        check_output_file(json_out, flag="--json")
+    device = resolve_device(device)
+    status(f"loading model {model}")
+    loaded = load_model(model, dtype=dtype, device=device)
+    with progress(f"{model}: profile", len(sizes) * repeats) as advance:
+        result = measure_runtime(loaded.model, workload, device, progress=advance)
+    result["model"] = loaded.record()
+    table = Table(title=f"{model} ({result['dtype']}, {result['backend']}, {result['threads']} threads)")
+    for col in ("batch", "prefill tok/s", "TTFT s", f"latency s ({new_tokens} tok)", "decode tok/s", "peak memory MiB"):
+        table.add_column(col, justify="right")
+    for row in result["batches"]:
+        table.add_row(str(row["batch"]), f"{row['prefill_tokens_per_s']:.1f}", f"{row['ttft_s']['median']:.3f}",
+                      f"{row['e2e_latency_s']['median']:.3f}", f"{row['decode_tokens_per_s']:.1f}",
+                      f"{row['peak_memory_bytes'] / 2**20:.0f}")
+    console.print(table)
+    console.print(f"kernels: {result['kernels']}", highlight=False)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False)
+    if json_out:
+        import json
+
+        write_text(json_out, json.dumps({FORMAT_KEY: 1, **result}, indent=2, default=str))
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UnicompError(f"{flag} {text!r} is not a comma-separated list of integers", f"pass e.g. {flag} 1,8") from None
+    if not values or min(values) < 1:
+        raise UnicompError(f"{flag} {text!r} needs positive integers", f"pass e.g. {flag} 1,8")
+    return values
+
+
 @app.command("serve")
 @_friendly("the server stopped; nothing was changed")
 def serve_cmd(
@@ -425,6 +483,30 @@ def _print_retention(result: dict) -> None:
         console.print(dist)
     for m, reason in (result.get("distance_skipped") or {}).items():
         console.print(f"distance to base for {m}: skipped, {reason}")
+    _print_runtime(result.get("runtime") or [])
+
+
+def _print_runtime(rows: list[dict]) -> None:
+    """Measured runtime per model, dtype and batch, with speed-ups against the base's faster dtype."""
+    measured = [r for r in rows if "skipped" not in r]
+    if measured:
+        table = Table(title="runtime (measured on this machine; speed-up vs the base's faster dtype)")
+        for col in ("model", "dtype", "batch", "prefill tok/s", "x", "TTFT s", "decode tok/s", "x", "peak MiB", "kernels"):
+            table.add_column(col, justify="left" if col in ("model", "dtype", "kernels") else "right")
+        for r in measured:
+            kernels = ", ".join(f"{k} {v}" for k, v in r["kernels"].items())
+            if r["measured_on"] != r["model"]:
+                kernels += f" (= {r['measured_on']})"
+            table.add_row(r["model"], r["dtype"], str(r["batch"]), f"{r['prefill_tokens_per_s']:.0f}",
+                          _fmt(r["prefill_speedup"], ".2f"), f"{r['ttft_s']:.3f}", f"{r['decode_tokens_per_s']:.1f}",
+                          _fmt(r["decode_speedup"], ".2f"), f"{r['peak_memory_bytes'] / 2**20:.0f}", kernels)
+        console.print(table)
+    notes = {(r["model"], n) for r in measured for n in r["notes"] if "no sparse kernel" in n or "dequantized" in n}
+    for model, note in sorted(notes):
+        console.print(f"runtime of {model}: {note}", highlight=False)
+    for r in rows:
+        if "skipped" in r:
+            console.print(f"runtime of {r['model']} ({r['dtype']}): skipped, {r['skipped']}", highlight=False)
 
 
 @ls_app.command("tasks")
