@@ -227,14 +227,15 @@ def test_compress_gptq_then_evaluate_the_packed_checkpoint(tmp_path):
 
 
 @pytest.mark.slow
-def test_plan_of_the_quickstart_lists_its_28_units_without_running_anything(tmp_path):
+def test_plan_of_the_quickstart_lists_its_33_units_without_running_anything(tmp_path):
     root = Path(__file__).resolve().parents[1]
     proc = unicomp("plan", str(root / "configs" / "quickstart.yaml"), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     units = json.loads(proc.stdout)["units"]
-    assert len(units) == 28 and not any(u["stored"] for u in units)
+    assert len(units) == 33 and not any(u["stored"] for u in units)
     kinds = [u["kind"] for u in units]
     assert kinds.count("evaluate") == 20 and kinds.count("compress") == 4 and kinds.count("distance") == 4
+    assert kinds.count("profile") == 5  # runtime of the base and each variant (fp32)
     waiting = [u for u in units if u["waits_for"]]
-    assert len(waiting) == 4 * 5 and all(u["key"] is None for u in waiting)  # keyed by checkpoints not yet made
+    assert len(waiting) == 4 * 6 and all(u["key"] is None for u in waiting)  # keyed by checkpoints not yet made
     assert list(tmp_path.iterdir()) == []  # nothing written: no store, no checkpoint

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unicomp.data.calibration import CalibrationConfig
 from unicomp.errors import UnicompError
 from unicomp.outputs import name_problem
+from unicomp.efficiency.runtime import Workload
 from unicomp.reliability.judges.classifier import ClassifierJudgeConfig
 from unicomp.reliability.judges.llm import LlmJudgeConfig
 
@@ -45,6 +46,23 @@ class DistanceSettings(_Strict):
     enabled: bool = True
     windows: int = Field(8, gt=0)
     seq_len: int = Field(512, gt=1)
+
+
+class EfficiencySettings(Workload):
+    """Runtime measured per model (a profile unit each): the Workload fields plus the dtypes a dense
+    model is measured in. Quantized checkpoints always run their packed kernels in bf16."""
+
+    dtypes: list[str] = Field(default_factory=lambda: ["float32", "bfloat16"], min_length=1)
+
+    @field_validator("dtypes")
+    @classmethod
+    def _known_dtypes(cls, dtypes: list[str]) -> list[str]:
+        from unicomp.models.options import normalize_dtype
+
+        return list(dict.fromkeys(normalize_dtype(d) for d in dtypes))
+
+    def workload(self) -> Workload:
+        return Workload(**self.model_dump(exclude={"dtypes"}))
 
 
 # One calibration settings class for configs, the compress command and the builder (every field is
@@ -117,6 +135,8 @@ class ExperimentConfig(_Strict):
     evaluation: EvaluationSettings
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
     distance: DistanceSettings = Field(default_factory=DistanceSettings)
+    # runtime per model (prefill, TTFT, decode tokens/s, peak memory): on when the block is given
+    efficiency: EfficiencySettings | None = None
     compress_batch_size: int = Field(8, gt=0)
     # bfloat16: calibration forward passes under autocast (statistics and updates stay fp32)
     calibration_dtype: str | None = None

@@ -22,7 +22,7 @@ from unicomp.runs.environment import environment
 from unicomp.runs.models import ModelPool
 from unicomp.runs.plan import Plan, plan_experiment
 from unicomp.runs.store import Store, ending
-from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, UnitContext
+from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, ProfileUnit, UnitContext
 
 Status = Callable[[str], None]
 
@@ -121,6 +121,13 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
     table["judges"] = {u.evaluate.spec.name: u.config().name for u in judged.values()}
     table["dimensions"] = dimension_rows(base, variants)
     table["distance_skipped"] = skipped
+    from unicomp.report.efficiency import runtime_rows
+
+    profiles: dict[str, dict[str, dict]] = {}
+    for unit in plan.units:
+        if isinstance(unit, ProfileUnit):
+            profiles.setdefault(unit.model.label, {})[unit.dtype] = store.find_unit(plan.keys[unit.name]).data
+    table["runtime"] = runtime_rows(profiles)
     table["run_id"] = run_id
     table["store"] = str(store.path)
     table["data_fallbacks"] = {spec.name: resolved.fallbacks for spec, _, resolved in plan.tasks if resolved.fallbacks}

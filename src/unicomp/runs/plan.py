@@ -15,7 +15,7 @@ from typing import Any
 
 from unicomp.runs.models import ModelPool, ModelRef
 from unicomp.runs.store import Store
-from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, Unit
+from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, ProfileUnit, Unit
 
 
 @dataclass
@@ -81,6 +81,15 @@ def _judge_units(evaluations: list[EvaluateUnit], judge: dict[str, Any] | None,
     return units
 
 
+def _profile_units(cfg, ref: ModelRef, needs: tuple[str, ...] = ()) -> list[ProfileUnit]:
+    """Runtime of a model in each configured dtype (none when the config has no `efficiency:`)."""
+    if cfg.efficiency is None:
+        return []
+    workload = cfg.efficiency.workload().model_dump()
+    return [ProfileUnit(name=f"profile {ref.label} ({dtype})", model=ref, dtype=dtype, workload=workload,
+                        device=cfg.device, needs=needs) for dtype in cfg.efficiency.dtypes]
+
+
 def _endpoint(cfg, label: str):
     return cfg.backend.endpoint_for(label) if cfg.backend is not None else None
 
@@ -104,7 +113,8 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     judge = cfg.judge.model_dump() if cfg.judge is not None else None
     classifier = cfg.refusal_classifier.model_dump() if cfg.refusal_classifier is not None else None
     base_evaluations = _evaluate_units(base, prepared, endpoint=_endpoint(cfg, "base"), **common)
-    units: list[Unit] = [*base_evaluations, *_judge_units(base_evaluations, judge, classifier)]
+    units: list[Unit] = [*base_evaluations, *_judge_units(base_evaluations, judge, classifier),
+                         *_profile_units(cfg, base)]
     models = {"base": base}
     wikitext = None
     if cfg.distance.enabled:
@@ -127,7 +137,7 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
             ref = ModelRef(variant.name, produced_by=compress.name)
         models[variant.name] = ref
         evaluations = _evaluate_units(ref, prepared, needs=needs, endpoint=_endpoint(cfg, variant.name), **common)
-        units.extend([*evaluations, *_judge_units(evaluations, judge, classifier)])
+        units.extend([*evaluations, *_judge_units(evaluations, judge, classifier), *_profile_units(cfg, ref, needs)])
         if wikitext is not None:
             units.append(DistanceUnit(name=f"distance {variant.name} vs base", base=base, variant=ref, resolved=wikitext,
                                       windows=cfg.distance.windows, seq_len=cfg.distance.seq_len, needs=needs))

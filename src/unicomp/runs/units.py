@@ -35,6 +35,8 @@ class UnitContext:
     status: Callable[[str], None] = lambda s: None
     data_dir: str | None = None
     _lms: dict[tuple[str, int, int], Any] = field(default_factory=dict)
+    # runtime signature -> (model label, measurement): models that run identically share one (ProfileUnit)
+    runtime_measurements: dict[str, tuple[str, dict]] = field(default_factory=dict)
 
     def release_models(self) -> None:
         self._lms = {}
@@ -446,6 +448,103 @@ class JudgeUnit(Unit):
     def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
         store.save_unit(run_id, key, kind=self.kind, model=self.evaluate.model.record, result=record,
                         environment=environment, wall_seconds=wall_seconds, schema=self.schema)
+
+    def from_stored(self, stored: StoredUnit) -> StoredUnit:
+        return stored
+
+
+# ------------------------------------------------------------------------------------ profile
+def machine_identity(device: str) -> dict[str, Any]:
+    """What a measured speed belongs to: the same model profiles differently elsewhere."""
+    import os
+
+    import torch
+
+    from unicomp.efficiency.machine import cpu_name
+
+    out = {"cpu": cpu_name(), "logical_cpus": os.cpu_count(), "torch": torch.__version__}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return out
+
+
+@dataclass
+class ProfileUnit(Unit):
+    """Runtime of one model in one dtype on this machine (efficiency/runtime.py). Keyed by the
+    model, dtype, workload, threads and machine. Within a run's process, models that share a
+    runtime signature (same shapes, dtype and kernels, e.g. a pruned model that runs dense) share
+    one measurement, recorded as such, so sparse variants do not re-measure their base's speed."""
+
+    kind: ClassVar[str] = "profile"
+    name: str
+    model: ModelRef
+    dtype: str
+    workload: dict[str, Any]
+    device: str = "cpu"
+    needs: tuple[str, ...] = ()
+
+    def bind(self, done: dict[str, Any]) -> None:
+        _bind_model(self.model, done)
+
+    def settings(self) -> dict[str, Any]:
+        import torch
+
+        threads = self.workload.get("threads") or torch.get_num_threads()
+        return {"dtype": self.dtype, "workload": {**self.workload, "threads": threads}, "device": self.device,
+                "machine": machine_identity(self.device)}
+
+    def key(self) -> str | None:
+        if self.model.fingerprint is None:
+            return None
+        return unit_key("profile", self.model.fingerprint, f"runtime_{self.dtype}", self.settings(), "")
+
+    def run(self, ctx: UnitContext):
+        import json
+
+        from unicomp.efficiency.runtime import Workload, measure_runtime, runtime_signature
+        from unicomp.evaluate.runner import TaskResult
+        from unicomp.models.loading import load_model
+
+        ctx.release_models()  # measure with nothing else resident
+        workload = Workload(**self.settings()["workload"])
+        loaded = load_model(self.model.spec, dtype=self.dtype, device=self.device,
+                            trust_remote_code=ctx.pool.trust_remote_code)
+        task = f"runtime_{self.dtype}"
+        execution = getattr(loaded.model, "unicomp_execution", None) or {}
+        if execution.get("execution") == "reference":
+            reason = (f"a quantized checkpoint in {self.dtype} runs the float reference path, not a deployment path: "
+                      "its speed is measured on the packed kernels in bfloat16")
+            return TaskResult(task, "efficiency", {}, {}, 0, [], {"skipped": reason}, self.settings())
+        signature = json.dumps(runtime_signature(loaded.model, workload, self.device), sort_keys=True)
+        if signature in ctx.runtime_measurements:
+            from unicomp.efficiency.runtime import model_notes
+
+            source, result = ctx.runtime_measurements[signature]
+            kernels, sparsity, notes = model_notes(loaded.model)  # this model's own facts
+            data = {**result, "kernels": kernels, "linear_sparsity": sparsity, "measured_on": source,
+                    "notes": notes + [f"same shapes, dtype and kernels as {source}: its measurement"]}
+        else:
+            steps = len(workload.batch_sizes) * workload.repeats
+            with ctx.progress(f"{self.model.label} runtime ({self.dtype})", steps) as advance:
+                result = measure_runtime(loaded.model, workload, self.device, progress=advance)
+            ctx.runtime_measurements[signature] = (self.model.label, result)
+            data = {**result, "measured_on": self.model.label}
+        from unicomp.efficiency.footprint import footprint
+
+        data["footprint"] = footprint(loaded.model, workload.prompt_tokens)
+        del loaded
+        scores = {}
+        for row in data["batches"]:
+            b = row["batch"]
+            scores.update({f"prefill_tokens_per_s@b{b}": row["prefill_tokens_per_s"],
+                           f"decode_tokens_per_s@b{b}": row["decode_tokens_per_s"],
+                           f"ttft_s@b{b}": row["ttft_s"]["median"], f"e2e_latency_s@b{b}": row["e2e_latency_s"]["median"],
+                           f"peak_memory_bytes@b{b}": float(row["peak_memory_bytes"])})
+        return TaskResult(task, "efficiency", scores, {}, 0, [], data, self.settings())
+
+    def commit(self, store, run_id, key, record, environment, wall_seconds) -> None:
+        store.save_unit(run_id, key, kind=self.kind, model=self.model.record, result=record, environment=environment,
+                        wall_seconds=wall_seconds, schema=self.schema)
 
     def from_stored(self, stored: StoredUnit) -> StoredUnit:
         return stored
