@@ -379,7 +379,7 @@ def run_cmd(
     result = run_experiment(cfg, progress_factory=progress, on_status=status)
     _print_retention(result)
     outputs = result["outputs"]
-    console.print(f"report: {outputs['report']}   csv: {outputs['csv']}   store: {result['store']}")
+    console.print(f"report: {outputs['report']}   html: {outputs['html']}   csv: {outputs['csv']}   store: {result['store']}")
     _warn_fallbacks(result.get("data_fallbacks") or {})
 
 
@@ -389,6 +389,82 @@ def _load_config(path: str, *, strict_sources: bool = False, executor: Optional[
 
     return with_overrides(load_config(path), path, strict_sources=strict_sources or None, executor=executor,
                           ray_address=address)
+
+
+def _run_report(run: str, store: str) -> dict:
+    """The report JSON a finished `unicomp run` wrote, found through the store's record of the run."""
+    import json
+
+    from unicomp.errors import NotFoundError
+    from unicomp.report.files import run_output_paths
+    from unicomp.runs.store import Store
+
+    if not Path(store).is_file():
+        raise UnicompError(f"no results store {store}", "pass --store with the store the run wrote")
+    s = Store(store)
+    try:
+        known = [r["run_id"] for r in s.list_runs()]
+        if run not in known:
+            recent = ", ".join(known[-5:]) or "none"
+            raise NotFoundError(f"no run {run!r} in {store}", f"pass one of its runs (newest: {recent}); `unicomp runs` lists them")
+        config = s.export_run(run)["config"]
+    finally:
+        s.close()
+    if "output_dir" not in config:
+        raise UnicompError(f"run {run} is not a `unicomp run` (no output_dir in its config)", "render runs of `unicomp run CONFIG`")
+    path = run_output_paths(config["name"], config["output_dir"])["report"]
+    report = json.loads(path.read_text()) if path.is_file() else None
+    if report is None or report.get("run_id") != run:
+        raise UnicompError(f"the report JSON of run {run} is not at {path} (a later run of the config replaced it, or it was moved)",
+                           "re-run `unicomp run` with the config: finished units are reused and the report is rewritten")
+    return report
+
+
+@app.command("report")
+@_friendly(_NOTHING_KEPT)
+def report_cmd(
+    run: str = typer.Argument(..., help="Run id (see `unicomp runs`)."),
+    store: str = typer.Option("unicomp-results/unicomp.sqlite", help="SQLite results store the run wrote."),
+    html: str = typer.Option(..., "--html", help="Write the self-contained HTML report here."),
+) -> None:
+    """Render a finished run's report (its report JSON in the run's output_dir) as one offline HTML file."""
+    from unicomp.outputs import check_output_file, write_text
+    from unicomp.report.html import render
+
+    check_output_file(html, flag="--html")
+    report = _run_report(run, store)
+    write_text(html, render(report))
+    console.print(f"html: {html}", highlight=False)
+
+
+@app.command("best")
+@_friendly(_NOTHING_KEPT)
+def best_cmd(
+    run: str = typer.Argument(..., help="Run id (see `unicomp runs`)."),
+    store: str = typer.Option("unicomp-results/unicomp.sqlite", help="SQLite results store the run wrote."),
+    device: str = typer.Option("measured", help="A device profile (l4, a100-sxm, h100-sxm, rtx-4090, apple-m2-max, jetson-agx-orin, or a .yaml file): modeled by the roofline; or 'measured': this run's own measurements."),
+    max_memory_gb: Optional[float] = typer.Option(None, min=0, help="Memory budget (weights + KV cache for the workload)."),
+    min_retention: Optional[list[str]] = typer.Option(None, help="METRIC=PERCENT floor on one of the 13 metrics; repeatable, e.g. knowledge=90."),
+    batch: int = typer.Option(1, min=1, help="Batch size of the workload."),
+) -> None:
+    """The fastest variant of a run that meets a memory budget and retention floors on a device."""
+    from unicomp.report.best import candidates, parse_floors
+
+    floors = parse_floors(min_retention or [])
+    report = _run_report(run, store)
+    result = candidates(report, device, max_memory_gb=max_memory_gb, floors=floors, batch=batch)
+    kind = result["rows"][0]["kind"] if result["rows"] else "modeled"
+    table = Table(title=f"run {run} on {device} (batch {batch}; {kind})")
+    for col in ("model", "format" if kind == "modeled" else "dtype", "decode tok/s", "memory GB", "fails"):
+        table.add_column(col, justify="right" if col in ("decode tok/s", "memory GB") else "left")
+    for r in result["rows"]:
+        fmt = (f"{r['format']}{'' if r['kernel'] else ' (no kernel: dense)'}" if kind == "modeled" else r["dtype"])
+        table.add_row(r["model"], fmt, f"{r['decode_tokens_per_s']:.1f}", f"{r['memory_gb']:.2f}", "; ".join(r["fails"]) or "ok")
+    console.print(table)
+    if result["best"] is None:
+        console.print("no variant meets the constraints", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"best: {result['best']}", highlight=False)
 
 
 @app.command("plan")

@@ -118,6 +118,7 @@ def check_output_folder(path: str | Path, *, overwrite: bool, flag: str = "--out
     return path
 
 
+HTML_MARKER = '<meta name="generator" content="unicomp">'  # in the head of every HTML report
 FORMAT_KEY = "unicomp_format"  # in every JSON unicomp writes, so it can tell its files from yours
 _OLD_LAYOUTS = ({"run_id", "command", "environment", "units"}, {"run_id", "rows", "categories", "export"})
 CSV_HEADERS: set[str] = set()  # exact header lines of the CSV files unicomp writes (report/files.py)
@@ -130,6 +131,9 @@ def _recognised_file(path: Path) -> bool:
         if path.suffix == ".json":
             data = json.loads(path.read_text())
             return isinstance(data, dict) and (FORMAT_KEY in data or any(keys <= data.keys() for keys in _OLD_LAYOUTS))
+        if path.suffix == ".html":
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return HTML_MARKER in fh.read(2048)
         if path.suffix == ".csv":
             with open(path) as fh:
                 return fh.readline().rstrip("\r\n") in CSV_HEADERS

@@ -22,7 +22,8 @@ CSV_HEADERS.add(",".join(RETENTION_COLUMNS))
 
 def run_output_paths(name: str, output_dir: str | Path) -> dict[str, Path]:
     out = Path(output_dir).expanduser()
-    return {"report": out / f"{name}-report.json", "csv": out / f"{name}-retention.csv"}
+    return {"report": out / f"{name}-report.json", "csv": out / f"{name}-retention.csv",
+            "html": out / f"{name}-report.html"}
 
 
 def check_run_outputs(name: str, output_dir: str | Path) -> dict[str, Path]:
@@ -47,4 +48,7 @@ def write_run_outputs(name: str, output_dir: str | Path, result: dict[str, Any])
     paths = check_run_outputs(name, output_dir)  # again: a file may have appeared during the run
     write_text(paths["report"], json.dumps({FORMAT_KEY: 1, **result}, indent=2, sort_keys=True, default=str))
     write_text(paths["csv"], retention_csv(result["rows"]))
+    from unicomp.report.html import render
+
+    write_text(paths["html"], render(result))
     return paths

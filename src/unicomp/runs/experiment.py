@@ -128,6 +128,23 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
         if isinstance(unit, ProfileUnit):
             profiles.setdefault(unit.model.label, {})[unit.dtype] = store.find_unit(plan.keys[unit.name]).data
     table["runtime"] = runtime_rows(profiles)
+    table["footprint"] = {label: min((d["footprint"] for d in by_dtype.values() if d.get("footprint")),
+                                     key=lambda f: f["decoder_linear_bytes"], default=None)
+                          for label, by_dtype in profiles.items()}
+    table["examples"] = []  # the first output of each generative evaluation, for the HTML report
+    for unit in plan.units:
+        if isinstance(unit, EvaluateUnit) and unit.spec.output_type == "generate_until":
+            key = plan.keys[judged[unit.name].name] if unit.name in judged else plan.keys[unit.name]
+            first = next((r for r in store.records(key) if r.get("generation")), None)
+            if first is not None:
+                table["examples"].append({"task": unit.spec.name, "model": unit.model.label,
+                                          "output": first["generation"][:400]})
+    table["compression"] = {}
+    for unit in plan.units:
+        if isinstance(unit, CompressUnit):
+            stored = store.find_unit(plan.keys[unit.name])
+            table["compression"][unit.variant] = {"wall_seconds": stored.wall_seconds, "method": unit.method,
+                                                  "peak_memory_bytes": stored.data.get("peak_memory_bytes")}
     table["run_id"] = run_id
     table["store"] = str(store.path)
     table["data_fallbacks"] = {spec.name: resolved.fallbacks for spec, _, resolved in plan.tasks if resolved.fallbacks}

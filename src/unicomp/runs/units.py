@@ -532,6 +532,7 @@ class ProfileUnit(Unit):
         from unicomp.efficiency.footprint import footprint
 
         data["footprint"] = footprint(loaded.model, workload.prompt_tokens)
+        data["architecture"] = json.loads(loaded.model.config.to_json_string())  # for projections to other devices
         del loaded
         scores = {}
         for row in data["batches"]:
