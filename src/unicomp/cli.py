@@ -219,7 +219,7 @@ def compress_cmd(
     seed: int = typer.Option(0, help="Calibration sampling seed."),
     batch_size: int = typer.Option(8, help="Calibration samples per forward pass."),
     calibration_dtype: Optional[str] = typer.Option(None, help="Run calibration passes in bfloat16 (statistics stay fp32); default: model dtype."),
-    storage: str = typer.Option("auto", help="auto (compressed-tensors for quantized models, else dense) | dense | sparse-bitmask (pruned weights shrink on disk) | compressed-tensors | pack-quantized (W4A16) | int-quantized (W8A8)."),
+    storage: str = typer.Option("auto", help="auto (compressed-tensors for quantized models, else dense) | dense | sparse-bitmask (pruned weights shrink on disk) | sparse-24-bitmask (2:4 weights, the layout vLLM's 2:4 kernels read) | compressed-tensors | pack-quantized (W4A16) | int-quantized (W8A8)."),
     dtype: str = typer.Option("float32", help="float32 | bfloat16."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     overwrite: bool = typer.Option(False, help="Replace --out if it is a folder unicomp wrote (never anything else)."),
