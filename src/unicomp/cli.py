@@ -560,6 +560,16 @@ def _print_retention(result: dict) -> None:
     for m, reason in (result.get("distance_skipped") or {}).items():
         console.print(f"distance to base for {m}: skipped, {reason}")
     _print_runtime(result.get("runtime") or [])
+    modeled = result.get("modeled") or []
+    if modeled:
+        table = Table(title="modeled on datasheet devices (roofline upper bounds, batch 1, 1024 in / 16 out; not measured)")
+        for col in ("device", "model", "format", "prefill tok/s", "decode tok/s", "memory GB"):
+            table.add_column(col, justify="right" if "/s" in col or "GB" in col else "left")
+        for m in modeled:
+            fmt = m["format"] + ("" if m["kernel"] else " (no kernel: dense)")
+            table.add_row(m["device"], m["model"], fmt, f"{m['prefill_tokens_per_s']:.0f}",
+                          f"{m['decode_tokens_per_s']:.0f}", f"{m['peak_memory_bytes'] / 1e9:.2f}")
+        console.print(table)
 
 
 def _print_runtime(rows: list[dict]) -> None:

@@ -53,6 +53,17 @@ class EfficiencySettings(Workload):
     model is measured in. Quantized checkpoints always run their packed kernels in bf16."""
 
     dtypes: list[str] = Field(default_factory=lambda: ["float32", "bfloat16"], min_length=1)
+    # datasheet profiles (efficiency/devices) every model is projected onto, labelled "modeled"
+    devices: list[str] = Field(default_factory=list)
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, devices: list[str]) -> list[str]:
+        from unicomp.efficiency.profiles import load_profile
+
+        for d in devices:
+            load_profile(d)  # an unknown name fails when the config is read, before any work
+        return devices
 
     @field_validator("dtypes")
     @classmethod
@@ -62,7 +73,7 @@ class EfficiencySettings(Workload):
         return list(dict.fromkeys(normalize_dtype(d) for d in dtypes))
 
     def workload(self) -> Workload:
-        return Workload(**self.model_dump(exclude={"dtypes"}))
+        return Workload(**self.model_dump(exclude={"dtypes", "devices"}))
 
 
 # One calibration settings class for configs, the compress command and the builder (every field is

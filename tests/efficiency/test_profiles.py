@@ -43,3 +43,14 @@ def test_a_profile_file_missing_a_field_names_file_and_field(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(UnicompError, match=r"field 'kernels.1' is invalid"):
         load_profile(str(path))
+
+
+def test_an_unknown_device_in_a_run_config_fails_when_the_config_is_read(tmp_path):
+    from unicomp.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"name": "x", "model": "m", "evaluation": {"tasks": ["arc_easy"]},
+                                    "efficiency": {"devices": ["l4", "h100"]}}))
+    with pytest.raises(UnicompError) as err:
+        load_config(path)
+    assert "unknown device profile 'h100'" in str(err.value) and "h100-sxm" in str(err.value)

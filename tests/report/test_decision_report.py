@@ -41,9 +41,12 @@ def report(tiny_model, tmp_path_factory, mirror):
            "evaluation": {"tasks": ["arc_easy", "gsm8k_cot"], "limit": 2, "batch_size": 2, "max_gen_toks": {"gsm8k_cot": 8}},
            "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"windows": 1, "seq_len": 32},
            "efficiency": {"prompt_tokens": 8, "new_tokens": 2, "decode_tokens": 2, "batch_sizes": [1], "repeats": 1,
-                          "threads": 1, "dtypes": ["float32", "bfloat16"]},
+                          "threads": 1, "dtypes": ["float32", "bfloat16"], "devices": ["l4"]},
            "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}},
-                        {"name": "rtn-w4", "method": "rtn", "options": {"bits": 4, "group_size": 32}}]}
+                        {"name": "rtn-w4", "method": "rtn", "options": {"bits": 4, "group_size": 32}},
+                        {"name": "wanda-50-c4", "method": "wanda", "options": {"sparsity": 0.5}},
+                        {"name": "wanda-50-reasoning", "method": "wanda", "options": {"sparsity": 0.5},
+                         "calibration": {"source": "reasoning", "n_samples": 2, "seq_len": 32, "chat_template": False}}]}
     (tmp / "c.yaml").write_text(yaml.safe_dump(raw))
     result = run_experiment(load_config(tmp / "c.yaml"))
     return result, tmp
@@ -61,7 +64,13 @@ def test_the_run_report_renders_every_figure_in_headless_chromium(report, tmp_pa
     ids = {fid for fid, _ in figures if fid}
     assert {"fig-retention", "fig-pareto-speed", "fig-pareto-memory"} <= ids
     radars = [body for fid, body in figures if not fid]
-    assert len(radars) == 2  # one per variant
+    assert len(radars) == 4  # one per variant
+    # the calibration study (same method and options, different data) and the modeled device table are shown
+    assert [(p["variant"], p["calibration"]) for p in result["calibration_pairs"]] == \
+        [("wanda-50-c4", "c4"), ("wanda-50-reasoning", "reasoning")]
+    assert "Calibration study" in dom and "modeled (roofline" in dom
+    modeled = {(m["device"], m["model"]): m for m in result["modeled"]}
+    assert modeled[("l4", "rtn-w4")]["format"] == "w4a16" and modeled[("l4", "base")]["label"] == "modeled"
     for _, body in figures:
         assert re.search(r"<(rect|circle|polygon|polyline)\b", body), "an empty figure"
     scores = {row["model"]: row for row in __import__("unicomp.report.scores", fromlist=["x"]).scores13(result)}

@@ -198,6 +198,13 @@ def render(report: dict[str, Any]) -> str:
                                [[m["model"], m["device"], m["format"], m["kernel"], _num(m["prefill_tokens_per_s"], ".0f"),
                                  _num(m["decode_tokens_per_s"], ".0f"), _num(m["peak_memory_bytes"] / 1e9, ".2f")]
                                 for m in report["modeled"]], "modeled"))
+    pairs = report.get("calibration_pairs") or []
+    if pairs:
+        cats = sorted({c for p in pairs for c in p["retention"]})
+        sections.append("<h2>Calibration study: the same method and options, different calibration data</h2>")
+        sections.append(_table(["method", "variant", "calibration", "samples", *[f"{c} retained %" for c in cats]],
+                               [[p["method"], p["variant"], p["calibration"], p["n_samples"],
+                                 *[_num(p["retention"].get(c)) for c in cats]] for p in pairs], "calibration"))
     if report.get("distance"):
         sections.append("<h2>Distance to base (WikiText-2)</h2>")
         sections.append(_table(["model", "KL mean", "KL p99", "top-1 agreement"],

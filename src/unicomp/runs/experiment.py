@@ -82,14 +82,16 @@ def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_s
             store.finish_run(run_id, *ending(exc))
             raise
         store.finish_run(run_id, "finished")
-        result = report(store, run_id, plan, done, cfg.decoupling_margin_pct)
+        devices = cfg.efficiency.devices if cfg.efficiency is not None else []
+        result = report(store, run_id, plan, done, cfg.decoupling_margin_pct, devices)
     finally:
         store.close()
     result["outputs"] = {k: str(v) for k, v in write_run_outputs(cfg.name, cfg.output_dir, result).items()}
     return result
 
 
-def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_pct: float = 5.0) -> dict[str, Any]:
+def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_pct: float = 5.0,
+           devices: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Retention, paired statistics and distances from the stored units of a finished plan."""
     from unicomp.report.reliability import dimension_rows
     from unicomp.report.retention import pooled_units, retention_table
@@ -151,4 +153,8 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
     table["prebuilt"] = [label for label, ref in plan.models.items() if label != "base" and ref.produced_by is None]
     table["compressed"] = [u.variant for u in plan.units if isinstance(u, CompressUnit)]
     table["export"] = store.export_run(run_id)
+    from unicomp.report.comparisons import calibration_pairs, modeled_rows
+
+    table["calibration_pairs"] = calibration_pairs(table)
+    table["modeled"] = modeled_rows(table, list(devices))
     return table
