@@ -76,6 +76,9 @@ def test_the_run_report_renders_every_figure_in_headless_chromium(report, tmp_pa
     scores = {row["model"]: row for row in __import__("unicomp.report.scores", fromlist=["x"]).scores13(result)}
     assert scores["rtn-w4"]["footprint"] > 100 and scores["magnitude-50"]["footprint"] == pytest.approx(100.0)
     assert scores["rtn-w4"]["runtime_acceleration"] is not None and scores["rtn-w4"]["compute_cost"] is not None
+    from unicomp.efficiency.machine import cpu_name
+
+    assert cpu_name() in scores["rtn-w4"]["compression_device"]  # device-hours of a named device
     shot = tmp_path / "report.png"
     _browser([f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri()], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000

@@ -165,9 +165,9 @@ def render(report: dict[str, Any]) -> str:
                 "<p>Performance and reliability: retention vs the base (%). Efficiency: runtime acceleration, "
                 "footprint and compute cost as ratios to the base (or to the cheapest compression), x100; "
                 "formulas in docs/metrics.md. A dash is a metric this run did not measure.</p>",
-                _table(["model", *METRICS13, "compression device-hours"],
-                       [[r["model"], *[_num(r.get(m)) for m in METRICS13], _num(r.get("compression_device_hours"), ".4f")]
-                        for r in scores], "metrics13"),
+                _table(["model", *METRICS13, "compression device-hours", "on"],
+                       [[r["model"], *[_num(r.get(m)) for m in METRICS13], _num(r.get("compression_device_hours"), ".4f"),
+                         r.get("compression_device") or "–"] for r in scores], "metrics13"),
                 '<div class="radars">' + "".join(radar(r, i) for i, r in enumerate(scores)) + "</div>",
                 "<h2>Trade-offs (Pareto front in red; measured on this machine)</h2>"]
     perf_speed = [(r["model"], r["runtime_acceleration"] / 100, _mean_performance(r)) for r in scores

@@ -63,6 +63,7 @@ def scores13(report: dict[str, Any]) -> list[dict[str, Any]]:
         row["footprint"] = 100.0 * sizes["base"] / sizes[model] if "base" in sizes and model in sizes else None
         row["compute_cost"] = 100.0 * cheapest / seconds[model] if cheapest and model in seconds else None
         row["compression_device_hours"] = seconds[model] / 3600 if model in seconds else None
+        row["compression_device"] = (report.get("compression") or {}).get(model, {}).get("device")
         rows.append(row)
     return rows
 

@@ -41,8 +41,19 @@ def git_revision() -> str | None:
         return None
 
 
+def device_name() -> str:
+    """The processor (and GPU, when CUDA is there) that compute ran on: what device-hours are of."""
+    from unicomp.efficiency.machine import cpu_name
+
+    name = f"{cpu_name()} ({torch.get_num_threads()} threads)"
+    if torch.cuda.is_available():
+        name = f"{torch.cuda.get_device_name(0)} + {name}"
+    return name
+
+
 def environment() -> dict:
     return {
+        "device_name": device_name(),
         "packages": package_versions(),
         "git_revision": git_revision(),
         "python": platform.python_version(),

@@ -145,7 +145,10 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
     for unit in plan.units:
         if isinstance(unit, CompressUnit):
             stored = store.find_unit(plan.keys[unit.name])
+            env = store.unit_environment(plan.keys[unit.name])
             table["compression"][unit.variant] = {"wall_seconds": stored.wall_seconds, "method": unit.method,
+                                                  "device_hours": stored.wall_seconds / 3600,
+                                                  "device": env.get("device_name") or env.get("machine"),
                                                   "peak_memory_bytes": stored.data.get("peak_memory_bytes")}
     table["run_id"] = run_id
     table["store"] = str(store.path)

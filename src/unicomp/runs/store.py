@@ -173,6 +173,11 @@ class Store:
         return StoredUnit(row[0], row[1], row[2], json.loads(row[3]), json.loads(row[4]), row[5],
                           json.loads(row[6]), json.loads(row[7]), json.loads(row[8]), row[9])
 
+    def unit_environment(self, key: str) -> dict[str, Any]:
+        """Where a stored unit was computed (package versions, machine, device name)."""
+        row = self.conn.execute("SELECT environment_json FROM units WHERE unit_key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
     def save_unit(self, run_id: str, key: str, *, kind: str, model: dict[str, Any], result, environment: dict[str, Any],
                   wall_seconds: float, schema: int = 1) -> None:
         """Store a finished unit (its record as a `TaskResult`) and its item records atomically.
