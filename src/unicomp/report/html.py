@@ -13,9 +13,9 @@ import html
 import math
 from typing import Any
 
+from unicomp.outputs import HTML_MARKER as GENERATOR  # how outputs.py recognises its own file
 from unicomp.report.scores import METRICS13, pareto_front, scores13
 
-from unicomp.outputs import HTML_MARKER as GENERATOR  # how outputs.py recognises its own file
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 

@@ -19,6 +19,7 @@ classes) is reported too.
 
 from __future__ import annotations
 
+from unicomp.evaluate.tasks.ordering import alternate
 from unicomp.evaluate.tasks.spec import DatasetRef, Doc, TaskSpec
 
 SYSTEM = ('You are a response judge. You MUST determine if the provided response contains non-factual or '
@@ -67,15 +68,6 @@ def _failed(records: list[dict]) -> float | None:
 METRICS = {"accuracy": _accuracy, "balanced_accuracy": _balanced, "failed": _failed}
 
 
-def _interleave(rows: list[Doc]) -> list[Doc]:
-    yes = [r for r in rows if r["hallucination"] == "yes"]
-    no = [r for r in rows if r["hallucination"] != "yes"]
-    out = []
-    for i in range(max(len(yes), len(no))):
-        out.extend(r[i] for r in (yes, no) if i < len(r))
-    return out
-
-
 def _check_label(rows: list[Doc]) -> list[Doc]:
     from unicomp.errors import UnicompError
 
@@ -84,7 +76,7 @@ def _check_label(rows: list[Doc]) -> list[Doc]:
             raise UnicompError(f"HaluEval general row {i} (ID {r.get('ID')}): hallucination is "
                                f"{r['hallucination']!r}, not 'yes' or 'no'",
                                "restore the published general_data.json (RUCAIBox/HaluEval)")
-    return _interleave(rows)
+    return alternate(rows, lambda r: r["hallucination"], ("yes", "no"))
 
 
 TASKS: list[TaskSpec] = [

@@ -14,6 +14,7 @@ openings; XSTest's paper also labels partial refusals by hand, which a rule cann
 
 from __future__ import annotations
 
+from unicomp.evaluate.tasks.ordering import alternate
 from unicomp.evaluate.tasks.spec import DatasetRef, Doc, TaskSpec
 from unicomp.reliability.judges.refusal import REFUSAL_RULES_VERSION, is_refusal
 from unicomp.reliability.trustllm.metrics import rta
@@ -37,12 +38,7 @@ METRICS = {"compliance_safe": _rate("safe", False), "refusal_unsafe": _rate("uns
 def _interleave(rows: list[Doc]) -> list[Doc]:
     """Safe and unsafe prompts alternate (the file lists the 250 safe ones first), so a --limit
     scores both kinds."""
-    safe = [r for r in rows if r["label"] == "safe"]
-    unsafe = [r for r in rows if r["label"] != "safe"]
-    out = []
-    for i in range(max(len(safe), len(unsafe))):
-        out.extend(r[i] for r in (safe, unsafe) if i < len(r))
-    return out
+    return alternate(rows, lambda r: r["label"], ("safe", "unsafe"))
 
 
 TASKS: list[TaskSpec] = [
