@@ -214,6 +214,31 @@ def _nibbles(packed: torch.Tensor) -> torch.Tensor:
     return torch.stack([raw & 15, raw >> 4], dim=-1).reshape(-1)
 
 
+# Prefill dispatch: at this many rows (tokens) or more a weight-only kernel's dequantizing GEMM loses
+# to dequantize-then-dense-GEMM (measured: docs/benchmarks.md); decode (one row) keeps the packed kernel.
+PREFILL_ROWS = 32
+_CPU_BLOCK_N = 64  # the CPU int4 packing: per block of 64 rows, per column k, 32 bytes (row j | row j+32 << 4)
+
+
+def _cpu_int4_codes(packed: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """uint8 codes [n, k] of a CPU-packed int4 weight, by reshapes (n a multiple of 64)."""
+    raw = packed.view(torch.uint8).reshape(n // _CPU_BLOCK_N, k, _CPU_BLOCK_N // 2)
+    return torch.cat([raw & 15, raw >> 4], dim=2).transpose(1, 2).reshape(n, k)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_int4_layout_known() -> bool:
+    """Whether this torch packs int4 weights in the layout `_cpu_int4_codes` reads (checked once
+    against the layout learned from the packer itself)."""
+    q = torch.randint(0, 16, (2 * _CPU_BLOCK_N, 64), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
+    packed = _int4_pack(q)
+    try:
+        return bool(torch.equal(_cpu_int4_codes(packed, *q.shape).to(torch.int32), q)
+                    and torch.equal(_int4_unpack(packed, *q.shape), q))
+    except RuntimeError:
+        return False
+
+
 def _int4_unpack(packed: torch.Tensor, out_features: int, in_features: int) -> torch.Tensor:
     """Inverse of `_int4_pack`, learned from the packer itself rather than hard-coding its layout.
 
@@ -446,7 +471,22 @@ class Int4PackedLinear(PackedLinear):
         x = x.to(self.compute_dtype)
         if self.perm is not None:
             x = x.index_select(1, self.perm)
+        if x.shape[0] >= PREFILL_ROWS and self.can_dequantize():
+            return F.linear(x, self.dense_weight())
         return _int4_mm(x.contiguous(), self.packed, self.group_size, self.scale_and_zeros)
+
+    def can_dequantize(self) -> bool:
+        return (self.packed.device.type == "cpu" and self.out_features % _CPU_BLOCK_N == 0
+                and _cpu_int4_layout_known())
+
+    def dense_weight(self) -> torch.Tensor:
+        """The weight the kernel computes with, [out, in] in the compute dtype (in the kernel's
+        column order when act-order permuted it): (q - 8) * scale + zero_term per group."""
+        n, k, g = self.out_features, self.in_features, self.group_size
+        centred = (_cpu_int4_codes(self.packed, n, k).to(self.compute_dtype) - 8).reshape(n, k // g, g)  # exact
+        sz = self.scale_and_zeros
+        # one op, one rounding: zero_term + (q - 8) * scale, as the kernel computes it
+        return torch.addcmul(sz[..., 1].t().unsqueeze(-1), centred, sz[..., 0].t().unsqueeze(-1)).reshape(n, k)
 
     def to_quantized_weight(self) -> QuantizedWeight:
         q = _int4_unpack(self.packed, self.out_features, self.in_features)
@@ -493,6 +533,8 @@ class Int8WeightLinear(PackedLinear):
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.compute_dtype).contiguous()
+        if x.shape[0] >= PREFILL_ROWS:  # prefill: a dense GEMM on the codes, the per-row scale after
+            return F.linear(x, self.weight_int8.to(self.compute_dtype)) * self.scales
         return torch.ops.aten._weight_int8pack_mm(x, self.weight_int8, self.scales)
 
     def to_quantized_weight(self) -> QuantizedWeight:

@@ -1,0 +1,49 @@
+"""Prefill dispatch of the weight-only packed linears: from PREFILL_ROWS tokens on, the weight is
+dequantized and multiplied by a dense GEMM; below, the packed kernel runs. The dequantized int4
+weight is exactly what the int4 kernel computes with (read back through the kernel itself on an
+identity input), and both paths give the same outputs up to the compute dtype's rounding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unicomp.compress.quant import packed as P
+from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
+
+
+def _qw(n: int, k: int, bits: int, group: int | None, seed: int = 0) -> QuantizedWeight:
+    g = torch.Generator().manual_seed(seed)
+    groups = 1 if group is None else k // group
+    scale = (torch.rand(n, groups, generator=g) * 0.02 + 0.001).to(torch.bfloat16).float()
+    zero = torch.full((n, groups), float(2 ** (bits - 1)))
+    q = torch.randint(0, 2 ** bits, (n, k), generator=g, dtype=torch.int32)
+    return QuantizedWeight(q=q, scale=scale, zero=zero, scheme=QuantScheme(bits=bits, group_size=group, symmetric=True))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_int4_dense_weight_is_the_kernels_weight_and_prefill_matches(dtype):
+    module = P.Int4PackedLinear.from_quantized(_qw(128, 256, 4, 64), compute_dtype=dtype)
+    assert module.can_dequantize()
+    eye = torch.eye(module.in_features, dtype=dtype)
+    kernel_weight = P._int4_mm(eye, module.packed, module.group_size, module.scale_and_zeros).t()
+    assert torch.equal(module.dense_weight(), kernel_weight)  # bit for bit
+    x = torch.randn(P.PREFILL_ROWS + 5, module.in_features, generator=torch.Generator().manual_seed(1)).to(dtype)
+    dispatched = module(x)
+    kernel = P._int4_mm(x, module.packed, module.group_size, module.scale_and_zeros)
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-4
+    assert torch.allclose(dispatched.float(), kernel.float(), rtol=tol, atol=tol * kernel.float().abs().max().item())
+    one = module(x[:1])  # decode keeps the packed kernel: identical to calling it
+    assert torch.equal(one, P._int4_mm(x[:1].contiguous(), module.packed, module.group_size, module.scale_and_zeros))
+
+
+def test_int8_weight_only_prefill_matches_the_kernel():
+    module = P.Int8WeightLinear.from_quantized(_qw(64, 128, 8, None), compute_dtype=torch.bfloat16)
+    x = torch.randn(P.PREFILL_ROWS, 128, generator=torch.Generator().manual_seed(2)).to(torch.bfloat16)
+    kernel = torch.ops.aten._weight_int8pack_mm(x, module.weight_int8, module.scales)
+    dispatched = module(x)
+    assert torch.allclose(dispatched.float(), kernel.float(), rtol=2e-2, atol=2e-2 * kernel.float().abs().max().item())
+
+
+def test_the_cpu_int4_layout_is_checked_against_the_packer():
+    assert P._cpu_int4_layout_known()  # the reshape reading agrees with the layout learned from the packer
