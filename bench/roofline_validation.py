@@ -88,8 +88,9 @@ def linear_step_seconds(model: torch.nn.Module, repeats: int) -> float:
 
 
 def main() -> None:
+    from unicomp.efficiency.flops import Shape
     from unicomp.efficiency.machine import measure_this_cpu
-    from unicomp.efficiency.roofline import Format, project
+    from unicomp.efficiency.roofline import Format, project, weight_bytes
     from unicomp.efficiency.runtime import Workload, measure_runtime
     from unicomp.models.loading import load_model
 
@@ -121,9 +122,6 @@ def main() -> None:
         roofline = proj["decode_tokens_per_s"]
         with_overhead = 1.0 / (1.0 / roofline + overhead_s)
         linear_s = linear_step_seconds(model, max(args.repeats, 5))
-        from unicomp.efficiency.flops import Shape
-        from unicomp.efficiency.roofline import weight_bytes
-
         wb = weight_bytes(Shape.of(model.config), fmt)
         linear_bytes = wb["linear"] + wb["lm_head"]
         components = 1.0 / (linear_s + overhead_s)

@@ -47,11 +47,8 @@ def classifier_dir(tmp_path_factory):
 
 
 def _records(store_path, key):
-    store = Store(store_path)
-    try:
+    with Store(store_path) as store:
         return store.records(key)
-    finally:
-        store.close()
 
 
 def test_labels_equal_trustllms_pipeline_call(classifier_dir):

@@ -59,11 +59,13 @@ def _needs_quantizer(name: str) -> Callable[[Any], Refusal]:
     return refuses
 
 
-def _sparse_refuses(method: Any) -> Refusal:
-    if _quantizes(method):
-        return (f"{sparse_storage.FORMAT} stores pruned float weights, but {method.name} quantizes",
-                "use --storage auto (compressed-tensors) or dense")
-    return None
+def _sparse_refuses(fmt: str) -> Callable[[Any], Refusal]:
+    def refuses(method: Any) -> Refusal:
+        if _quantizes(method):
+            return (f"{fmt} stores pruned float weights, but {method.name} quantizes",
+                    "use --storage auto (compressed-tensors) or dense")
+        return None
+    return refuses
 
 
 def _sparse_refuses_model(model: torch.nn.Module) -> Refusal:
@@ -84,9 +86,9 @@ def _sparse_write(model, folder: Path, report, prepared) -> None:
 
 
 def _sparse_24_refuses(method: Any) -> Refusal:
-    refusal = _sparse_refuses(method)
+    refusal = _sparse_refuses(sparse_storage.FORMAT_24)(method)
     if refusal is not None:
-        return (refusal[0].replace(sparse_storage.FORMAT, sparse_storage.FORMAT_24), refusal[1])
+        return refusal
     pattern = getattr(getattr(method, "config", None), "pattern", None)
     if pattern != "2:4":
         return (f"{sparse_storage.FORMAT_24} holds 2:4-pruned weights, but {method.name} prunes with pattern {pattern!r}",
@@ -110,7 +112,7 @@ def _ct(name: str, summary: str) -> Storage:
 STORAGES: dict[str, Storage] = {s.name: s for s in (
     Storage("dense", "float weights as the model holds them (save_pretrained)"),
     Storage(sparse_storage.FORMAT, "pruned float weights as compressed-tensors bitmasks (half the disk at 50%)",
-            refuses=_sparse_refuses, refuses_model=_sparse_refuses_model, write=_sparse_write,
+            refuses=_sparse_refuses(sparse_storage.FORMAT), refuses_model=_sparse_refuses_model, write=_sparse_write,
             detect=sparse_storage.is_sparse_bitmask, load=sparse_storage.load_sparse_bitmask),
     Storage(sparse_storage.FORMAT_24, "2:4-pruned float weights as compressed-tensors sparse-24-bitmask (the layout "
             "vLLM's 2:4 sparse kernels read; ~0.53x of fp32 on disk)",

@@ -38,17 +38,14 @@ def has_classifier_judge(task: str) -> bool:
     return sub is not None and REFUSAL in sub.judge_name
 
 
-def classify_items(task: str, docs: Sequence[dict], texts: Sequence[str], classifier: Any,
-                   progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict[int, str]]:
-    """Per-item records with `refused` from the classifier's label wherever the rule judge set it,
-    and the classifier's label per judged item."""
-    sub = SUBTASKS[task]
-    records = [sub.judge(d, t) for d, t in zip(docs, texts)]
+def relabel_refusals(records: list[dict], texts: Sequence[str], classifier: Any,
+                     progress: Callable[[int], None] | None = None) -> dict[int, str]:
+    """Replace `refused` in rule-judged records (in place) by the classifier's verdict; its label per item."""
     judged = [i for i, r in enumerate(records) if "refused" in r]
     labels = classifier.labels([texts[i] for i in judged], progress) if judged else []
     for i, label in zip(judged, labels):
         records[i]["refused"] = label == classifier.config.refusal_label
-    return records, dict(zip(judged, labels))
+    return dict(zip(judged, labels))
 
 
 def has_llm_judge(task: str) -> bool:

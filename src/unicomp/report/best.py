@@ -52,20 +52,16 @@ def candidates(report: dict[str, Any], device: str, *, max_memory_gb: float | No
                batch: int = 1, prompt: int = 1024, new_tokens: int = 16) -> dict[str, Any]:
     """Every model of the run with its speed and memory on `device`, the constraints it fails,
     ranked (those that pass first, fastest first)."""
-    from unicomp.efficiency.profiles import load_profile
-    from unicomp.efficiency.roofline import project
+    from unicomp.report.comparisons import modeled_rows
 
-    config = report.get("export", {}).get("config", {})
-    variants = {v["name"]: v for v in config.get("variants") or []}
     scores = {r["model"]: r for r in scores13(report)}
-    models = ["base", *scores]
     rows = []
     if device == "measured":
         runtime = [r for r in report.get("runtime") or [] if "skipped" not in r and r["batch"] == batch]
         if not runtime:
             raise UnicompError(f"the run measured no runtime at batch {batch}",
                                "add an `efficiency:` block to the config and re-run, or pick a datasheet --device")
-        for model in models:
+        for model in ["base", *scores]:
             mine = [r for r in runtime if r["model"] == model]
             if not mine:
                 continue
@@ -73,20 +69,13 @@ def candidates(report: dict[str, Any], device: str, *, max_memory_gb: float | No
             rows.append({"model": model, "dtype": fastest["dtype"], "decode_tokens_per_s": fastest["decode_tokens_per_s"],
                          "memory_gb": fastest["peak_memory_bytes"] / 1e9, "kind": "measured"})
     else:
-        profile = load_profile(device)
-        arch = next((d.get("architecture") for d in _profile_data(report) if d.get("architecture")), None)
-        if arch is None:
+        modeled = modeled_rows(report, [device], batch=batch, prompt=prompt, new_tokens=new_tokens)
+        if not modeled:
             raise UnicompError("the run recorded no model architecture to project with",
                                "add an `efficiency:` block to the config and re-run (finished units are reused)")
-        from transformers import AutoConfig
-
-        cfg = AutoConfig.for_model(**arch)
-        for model in models:
-            fmt = format_of(variants.get(model))
-            p = project(cfg, fmt, profile, batch=batch, prompt=prompt, new_tokens=new_tokens)
-            rows.append({"model": model, "format": fmt.name, "kernel": p["kernel"],
-                         "decode_tokens_per_s": p["decode_tokens_per_s"], "memory_gb": p["peak_memory_bytes"] / 1e9,
-                         "kind": "modeled"})
+        rows = [{"model": m["model"], "format": m["format"], "kernel": m["kernel"],
+                 "decode_tokens_per_s": m["decode_tokens_per_s"], "memory_gb": m["peak_memory_bytes"] / 1e9,
+                 "kind": "modeled"} for m in modeled]
     for row in rows:
         fails = []
         if max_memory_gb is not None and row["memory_gb"] > max_memory_gb:
@@ -101,7 +90,3 @@ def candidates(report: dict[str, Any], device: str, *, max_memory_gb: float | No
     rows.sort(key=lambda r: (bool(r["fails"]), -r["decode_tokens_per_s"]))
     best = rows[0]["model"] if rows and not rows[0]["fails"] else None
     return {"device": device, "batch": batch, "rows": rows, "best": best}
-
-
-def _profile_data(report: dict[str, Any]) -> list[dict[str, Any]]:
-    return [u.get("data") or {} for u in report.get("export", {}).get("units", []) if u.get("category") == "efficiency"]

@@ -99,11 +99,14 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
     # an evaluation judged by an LLM judge is reported with the judge's labels (the row says so)
     judged = {u.evaluate.name: u for u in plan.units if isinstance(u, JudgeUnit)}
 
+    def scored_key(unit: EvaluateUnit) -> str:
+        return plan.keys[judged[unit.name].name] if unit.name in judged else plan.keys[unit.name]
+
     def pooled(label: str):
         units, records = {}, {}
         for unit in plan.units:
             if isinstance(unit, EvaluateUnit) and unit.model.label == label:
-                key = plan.keys[judged[unit.name].name] if unit.name in judged else plan.keys[unit.name]
+                key = scored_key(unit)
                 u = store.find_unit(key)
                 units[unit.spec.name] = {"category": u.category, "scores": u.scores, "n_items": u.n_items}
                 records[unit.spec.name] = store.records(key)
@@ -136,8 +139,7 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
     table["examples"] = []  # the first output of each generative evaluation, for the HTML report
     for unit in plan.units:
         if isinstance(unit, EvaluateUnit) and unit.spec.output_type == "generate_until":
-            key = plan.keys[judged[unit.name].name] if unit.name in judged else plan.keys[unit.name]
-            first = next((r for r in store.records(key) if r.get("generation")), None)
+            first = next((r for r in store.records(scored_key(unit)) if r.get("generation")), None)
             if first is not None:
                 table["examples"].append({"task": unit.spec.name, "model": unit.model.label,
                                           "output": first["generation"][:400]})

@@ -432,16 +432,17 @@ class JudgeUnit(Unit):
                                  "malformed_items": [str(it.index) for it in judged if it.label is None]}
 
     def _classify(self, ctx: UnitContext, texts: list[str]):
-        from unicomp.reliability.judge_step import classify_items
+        from unicomp.reliability.judge_step import relabel_refusals
         from unicomp.reliability.judges.classifier import RefusalClassifier
         from unicomp.reliability.trustllm.subtasks import SUBTASKS
 
         spec, config, docs = self.evaluate.spec, self.config(), self.evaluate.docs
         self.judge_record()  # resolves the classifier (once)
         classifier = RefusalClassifier(config, self._resolved)
-        total = sum("refused" in SUBTASKS[spec.name].judge(d, t) for d, t in zip(docs, texts))  # rules: cheap
+        records = [SUBTASKS[spec.name].judge(d, t) for d, t in zip(docs, texts)]
+        total = sum("refused" in r for r in records)
         with ctx.progress(f"{self.evaluate.model.label} x {spec.name}: classify {config.model}", total) as advance:
-            records, labels = classify_items(spec.name, docs, texts, classifier, progress=advance)
+            labels = relabel_refusals(records, texts, classifier, progress=advance)
         extras = {i: {"judge": config.name, "classifier_label": label} for i, label in labels.items()}
         return records, extras, {"judged_items": len(labels), "source": self._resolved.source}
 
