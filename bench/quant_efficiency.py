@@ -14,8 +14,11 @@ the model (embeddings, norms, lm_head) is cast to that dtype too.
 Measured per variant:
   - resident bytes of the decoder layers' linear weights (`linear_weight_bytes`) and ratio to bf16
   - decode tokens/s at batch 1: greedy with KV cache, --new-tokens steps after a --prompt-tokens
-    prompt (prompt prefill not timed), median of --repeats after one warm-up
-  - prefill tokens/s: one forward of 1 x --prefill-tokens, median of --repeats after one warm-up
+    prompt (prompt prefill not timed)
+  - prefill tokens/s: one forward of 1 x --prefill-tokens
+  Both are medians of --repeats rounds after one warm-up round, each round timing every variant once
+  (interleaved, so the VM's drift hits all variants alike); ratios are against the faster of fp32 and
+  bf16, as the efficiency targets are stated
   - top-1 agreement of the prefill logits with the fp32 base (quantization + packing error) and
     with the fake-quantized model before packing (packing error alone: bf16 rounding, for W8A8
     also the int8 activations)
@@ -55,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--prefill-tokens", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --out file")
     return ap.parse_args()
 
 
@@ -142,16 +146,6 @@ def build(variant: str, base: torch.nn.Module, group_size: int, ids: torch.Tenso
 # --- measurements ---------------------------------------------------------------------------------
 
 
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up: first-call allocations, kernel dispatch caches
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @torch.inference_mode()
 def decode(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> float:
     """Seconds for `new_tokens` greedy steps with KV cache after an untimed prompt prefill."""
@@ -164,11 +158,6 @@ def decode(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> flo
     return time.perf_counter() - start
 
 
-def decode_tokens_per_s(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int, repeats: int) -> float:
-    decode(model, prompt, new_tokens)  # warm-up
-    return new_tokens / statistics.median(decode(model, prompt, new_tokens) for _ in range(repeats))
-
-
 @torch.inference_mode()
 def prefill(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
     return model(ids, use_cache=False).logits[0].float()
@@ -178,42 +167,111 @@ def top1_agreement(logits: torch.Tensor, reference: torch.Tensor | None) -> floa
     return None if reference is None else float((logits.argmax(-1) == reference.argmax(-1)).float().mean())
 
 
-def measure(variant: str, model: torch.nn.Module, summary: dict, args: argparse.Namespace,
-            prompt: torch.Tensor, long_ids: torch.Tensor, reference: torch.Tensor | None) -> dict[str, Any]:
+def interleaved_samples(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """`repeats` results per name, taken round-robin (one of each per round, after one warm-up round): on
+    a shared VM the machine's speed drifts over minutes, and interleaving makes the drift hit every
+    variant alike instead of whichever happened to run during a slow spell."""
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            samples[name].append(fn())
+    return samples
+
+
+def paired_speedups(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Per variant: speed relative to the faster float variant (fp32 or bf16, by median), computed
+    round by round (baseline seconds / variant seconds within one round) and summarised by the median
+    and quartiles, so a slow spell that hits both of a round's runs cancels out."""
+    floats = [v for v in ("fp32", "bf16") if v in samples]
+    if not floats:
+        return {}
+    base = min(floats, key=lambda v: statistics.median(samples[v]))
+    out = {}
+    for name, seconds in samples.items():
+        ratios = sorted(b / s for b, s in zip(samples[base], seconds))
+        q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        out[name] = {"baseline": base, "median": median, "q1": q1, "q3": q3}
+    return out
+
+
+def timed(fn: Callable[[], object]) -> Callable[[], float]:
+    def run() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    return run
+
+
+def measure_all(models: dict[str, tuple[torch.nn.Module, dict]], args: argparse.Namespace,
+                prompt: torch.Tensor, long_ids: torch.Tensor) -> list[dict[str, Any]]:
+    """Every variant's row; timings interleaved across variants (`interleaved_medians`)."""
     from unicomp.compress.quant.packed import linear_weight_bytes
 
-    logits = prefill(model, long_ids)
-    seconds = median_seconds(lambda: prefill(model, long_ids), args.repeats)
-    fake = summary.pop("_fake_logits", None)
-    return {
-        "variant": variant,
-        "linear_weight_bytes": linear_weight_bytes(model),
-        "decode_tokens_per_s": decode_tokens_per_s(model, prompt, args.new_tokens, args.repeats),
-        "prefill_tokens_per_s": long_ids.shape[1] / seconds,
-        "top1_agreement_vs_fp32": top1_agreement(logits, reference),
-        "top1_agreement_vs_fake_quant": top1_agreement(logits, fake),
-        "pack": summary,
-        "_logits": logits,
-    }
+    logits = {v: prefill(model, long_ids) for v, (model, _) in models.items()}
+    prefill_samples = interleaved_samples({v: timed(lambda m=m: prefill(m, long_ids)) for v, (m, _) in models.items()},
+                                          args.repeats)
+    decode_samples = interleaved_samples({v: (lambda m=m: decode(m, prompt, args.new_tokens))
+                                          for v, (m, _) in models.items()}, args.repeats)
+    prefill_s = {v: statistics.median(t) for v, t in prefill_samples.items()}
+    decode_s = {v: statistics.median(t) for v, t in decode_samples.items()}
+    prefill_vs, decode_vs = paired_speedups(prefill_samples), paired_speedups(decode_samples)
+    rows = []
+    for variant, (model, summary) in models.items():
+        fake = summary.pop("_fake_logits", None)
+        rows.append({
+            "variant": variant,
+            "linear_weight_bytes": linear_weight_bytes(model),
+            "decode_tokens_per_s": args.new_tokens / decode_s[variant],
+            "prefill_tokens_per_s": long_ids.shape[1] / prefill_s[variant],
+            "decode_vs_faster_float": decode_vs.get(variant),
+            "prefill_vs_faster_float": prefill_vs.get(variant),
+            "top1_agreement_vs_fp32": top1_agreement(logits[variant], logits["fp32"]) if variant != "fp32" else None,
+            "top1_agreement_vs_fake_quant": top1_agreement(logits[variant], fake),
+            "pack": summary,
+        })
+    return rows
 
 
 # --- report ---------------------------------------------------------------------------------------
 
 
 def markdown(rows: list[dict[str, Any]], bf16_bytes: int) -> str:
-    lines = ["| variant | linear weights (MiB) | vs bf16 | decode tok/s | prefill tok/s | top-1 vs fp32 "
-             "| top-1 vs fake-quant | kernels |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    """One row per variant; speed ratios against the faster of fp32 and bf16, paired per round
+    (median [quartiles]; `paired_speedups`)."""
+    def ratio(r: dict[str, Any], key: str) -> str:
+        v = r.get(key)
+        return "-" if v is None else f"{v['median']:.2f}x [{v['q1']:.2f}-{v['q3']:.2f}]"
+
+    lines = ["| variant | linear weights (MiB) | vs bf16 | decode tok/s | vs faster float | prefill tok/s "
+             "| vs faster float | top-1 vs fp32 | top-1 vs fake-quant | kernels |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         kinds = ", ".join(f"{k} x{v}" for k, v in r["pack"].get("modules", {}).items()) or "dense"
         agree = " | ".join("-" if r[k] is None else f"{r[k]:.3f}"
                            for k in ("top1_agreement_vs_fp32", "top1_agreement_vs_fake_quant"))
         lines.append(f"| {r['variant']} | {r['linear_weight_bytes'] / 2**20:.1f} | {r['linear_weight_bytes'] / bf16_bytes:.3f} "
-                     f"| {r['decode_tokens_per_s']:.1f} | {r['prefill_tokens_per_s']:.0f} | {agree} | {kinds} |")
+                     f"| {r['decode_tokens_per_s']:.1f} | {ratio(r, 'decode_vs_faster_float')} "
+                     f"| {r['prefill_tokens_per_s']:.0f} | {ratio(r, 'prefill_vs_faster_float')} "
+                     f"| {agree} | {kinds} |")
     return "\n".join(lines)
+
+
+def table_from_json(path: str) -> str:
+    """The markdown table of a results file written by --out (docs/benchmarks.md quotes these)."""
+    with open(path) as fh:
+        data = json.load(fh)
+    rows = data["results"]
+    bf16_bytes = next(r["linear_weight_bytes"] / r["ratio_to_bf16"] for r in rows)
+    return markdown(rows, bf16_bytes)
 
 
 def main() -> None:
     args = parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
     torch.set_num_threads(args.threads)
     from unicomp.compress.quant.packed import cpu_supports_bf16, default_compute_dtype, linear_weight_bytes
 
@@ -225,25 +283,17 @@ def main() -> None:
     prompt, long_ids, inputs = token_inputs(args, base.config.vocab_size, tokenizer)
     bf16_bytes = linear_weight_bytes(base) // 2  # fp32 -> bf16 halves every linear
 
-    rows: list[dict[str, Any]] = []
-    reference = None
-    for variant in ["fp32"] + [v for v in variants if v != "fp32"]:  # fp32 first: it is the reference
-        model, summary = build(variant, base, args.group_size, long_ids)
-        row = measure(variant, model, summary, args, prompt, long_ids, reference)
-        if variant == "fp32":
-            reference = row["_logits"]
-        if variant in variants:
-            rows.append(row)
-        print(f"{variant}: decode {row['decode_tokens_per_s']:.1f} tok/s, prefill {row['prefill_tokens_per_s']:.0f} tok/s",
-              flush=True)
-        del model
+    models = {v: build(v, base, args.group_size, long_ids) for v in ["fp32"] + [v for v in variants if v != "fp32"]}
+    rows = [r for r in measure_all(models, args, prompt, long_ids) if r["variant"] in variants]
     for row in rows:
-        row.pop("_logits")
+        print(f"{row['variant']}: decode {row['decode_tokens_per_s']:.1f} tok/s, "
+              f"prefill {row['prefill_tokens_per_s']:.0f} tok/s", flush=True)
+    for row in rows:
         row["ratio_to_bf16"] = row["linear_weight_bytes"] / bf16_bytes
 
     setup = {"model": name, "inputs": inputs, "threads": args.threads, "group_size_w4": args.group_size,
              "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "prefill_tokens": args.prefill_tokens,
-             "repeats": args.repeats, "cpu_bf16": cpu_supports_bf16(),
+             "repeats": args.repeats, "timing": "interleaved rounds; medians; ratios paired per round", "cpu_bf16": cpu_supports_bf16(),
              "packed_compute_dtype": str(default_compute_dtype("cpu")).removeprefix("torch."),
              "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
     print()

@@ -12,13 +12,14 @@ from unicomp.compress.quant import packed as P
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
 
 
-def _qw(n: int, k: int, bits: int, group: int | None, seed: int = 0) -> QuantizedWeight:
+def _qw(n: int, k: int, bits: int, group: int | None, seed: int = 0, symmetric: bool = True) -> QuantizedWeight:
     g = torch.Generator().manual_seed(seed)
     groups = 1 if group is None else k // group
     scale = (torch.rand(n, groups, generator=g) * 0.02 + 0.001).to(torch.bfloat16).float()
-    zero = torch.full((n, groups), float(2 ** (bits - 1)))
+    zero = (torch.full((n, groups), float(2 ** (bits - 1))) if symmetric
+            else torch.randint(0, 2 ** bits, (n, groups), generator=g).float())
     q = torch.randint(0, 2 ** bits, (n, k), generator=g, dtype=torch.int32)
-    return QuantizedWeight(q=q, scale=scale, zero=zero, scheme=QuantScheme(bits=bits, group_size=group, symmetric=True))
+    return QuantizedWeight(q=q, scale=scale, zero=zero, scheme=QuantScheme(bits=bits, group_size=group, symmetric=symmetric))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
@@ -28,6 +29,7 @@ def test_int4_dense_weight_is_the_kernels_weight_and_prefill_matches(dtype):
     eye = torch.eye(module.in_features, dtype=dtype)
     kernel_weight = P._int4_mm(eye, module.packed, module.group_size, module.scale_and_zeros).t()
     assert torch.equal(module.dense_weight(), kernel_weight)  # bit for bit
+    assert module.dense_weight().shape == (module.out_features, module.in_features)
     x = torch.randn(P.PREFILL_ROWS + 5, module.in_features, generator=torch.Generator().manual_seed(1)).to(dtype)
     dispatched = module(x)
     kernel = P._int4_mm(x, module.packed, module.group_size, module.scale_and_zeros)
@@ -47,3 +49,22 @@ def test_int8_weight_only_prefill_matches_the_kernel():
 
 def test_the_cpu_int4_layout_is_checked_against_the_packer():
     assert P._cpu_int4_layout_known()  # the reshape reading agrees with the layout learned from the packer
+
+
+@pytest.mark.parametrize(("n", "k", "bits", "group", "symmetric"), [
+    (192, 576, 4, 64, False),  # SmolLM2's k/v shape, asymmetric zero points
+    (128, 512, 4, 512, True),  # one group spanning two kernel groups of 256 (scales repeated)
+    (64, 256, 3, 32, False),  # 3-bit codes, the smallest kernel group
+])
+def test_int4_dense_weight_is_the_textbook_dequantization_and_the_kernels(n, k, bits, group, symmetric):
+    """The fast dequantization (fp32 against contiguous per-group scales, written transposed) gives
+    exactly the weight of the formula (q - z) * s rounded once to bf16, and the kernel's own."""
+    qw = _qw(n, k, bits, group, seed=3, symmetric=symmetric)
+    module = P.Int4PackedLinear.from_quantized(qw, compute_dtype=torch.bfloat16)
+    textbook = ((qw.q.float() - qw.zero.repeat_interleave(group, 1)) * qw.scale.repeat_interleave(group, 1))
+    kernel_weight = P._int4_mm(torch.eye(k, dtype=torch.bfloat16), module.packed, module.group_size,
+                               module.scale_and_zeros).t()
+    assert torch.equal(module.dense_weight(), kernel_weight)
+    # the kernel stores zero_term = (8 - z) * s rounded to bf16 (unit roundoff 2^-8: error <= 8 s 2^-8)
+    # and the weight is rounded once more (<= 15 s 2^-8): the textbook value agrees within 23 s 2^-8 < s / 8
+    assert torch.allclose(module.dense_weight().float(), textbook, rtol=0, atol=float(qw.scale.max()) / 8)

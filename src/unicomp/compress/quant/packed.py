@@ -481,12 +481,24 @@ class Int4PackedLinear(PackedLinear):
 
     def dense_weight(self) -> torch.Tensor:
         """The weight the kernel computes with, [out, in] in the compute dtype (in the kernel's
-        column order when act-order permuted it): (q - 8) * scale + zero_term per group."""
+        column order when act-order permuted it): (q - 8) * scale + zero_term per group.
+
+        Written for speed, since it runs once per linear per prefill. The packing keeps, per block
+        of 64 rows and per column, 32 bytes (row j | row j + 32 << 4); the codes are unpacked and
+        transposed to [in, out] while still one byte each (cheap), so the arithmetic runs on
+        contiguous rows against the kernel's own [groups, out] scales. It runs in fp32 (broadcasting
+        bf16 ops are several times slower on CPU), as q * scale + (zero_term - 8 * scale): the same
+        real number as the kernel's, and rounded the same, since q * scale and zero_term - 8 * scale
+        are exact in fp32. One rounding to the compute dtype at the end. ~4x faster than the plain
+        bf16 formula and bit-identical to the kernel (tests/compress/test_prefill_dispatch.py)."""
         n, k, g = self.out_features, self.in_features, self.group_size
-        centred = (_cpu_int4_codes(self.packed, n, k).to(self.compute_dtype) - 8).reshape(n, k // g, g)  # exact
-        sz = self.scale_and_zeros
-        # one op, one rounding: zero_term + (q - 8) * scale, as the kernel computes it
-        return torch.addcmul(sz[..., 1].t().unsqueeze(-1), centred, sz[..., 0].t().unsqueeze(-1)).reshape(n, k)
+        raw = self.packed.view(torch.uint8).reshape(n // _CPU_BLOCK_N, k, _CPU_BLOCK_N // 2)
+        codes = torch.cat([raw & 15, raw >> 4], dim=2).transpose(0, 1).contiguous()  # [in, out], one byte each
+        weight = codes.float().view(k // g, g, n)
+        sz = self.scale_and_zeros.float()  # [groups, out, 2]
+        scale = sz[..., 0].unsqueeze(1).contiguous()
+        torch.addcmul(torch.add(sz[..., 1], sz[..., 0], alpha=-8).unsqueeze(1), weight, scale, out=weight)
+        return weight.view(k, n).to(self.compute_dtype).t()
 
     def to_quantized_weight(self) -> QuantizedWeight:
         q = _int4_unpack(self.packed, self.out_features, self.in_features)
@@ -534,7 +546,7 @@ class Int8WeightLinear(PackedLinear):
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.compute_dtype).contiguous()
         if x.shape[0] >= PREFILL_ROWS:  # prefill: a dense GEMM on the codes, the per-row scale after
-            return F.linear(x, self.weight_int8.to(self.compute_dtype)) * self.scales
+            return F.linear(x, self.weight_int8.to(self.compute_dtype)).mul_(self.scales)
         return torch.ops.aten._weight_int8pack_mm(x, self.weight_int8, self.scales)
 
     def to_quantized_weight(self) -> QuantizedWeight:
