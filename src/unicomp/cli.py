@@ -560,6 +560,7 @@ def _print_retention(result: dict) -> None:
     for m, reason in (result.get("distance_skipped") or {}).items():
         console.print(f"distance to base for {m}: skipped, {reason}")
     _print_runtime(result.get("runtime") or [])
+    _print_compute_cost(result.get("compression") or {})
     modeled = result.get("modeled") or []
     if modeled:
         table = Table(title="modeled on datasheet devices (roofline upper bounds, batch 1, 1024 in / 16 out; not measured)")
@@ -570,6 +571,25 @@ def _print_retention(result: dict) -> None:
             table.add_row(m["device"], m["model"], fmt, f"{m['prefill_tokens_per_s']:.0f}",
                           f"{m['decode_tokens_per_s']:.0f}", f"{m['peak_memory_bytes'] / 1e9:.2f}")
         console.print(table)
+
+
+def _print_compute_cost(compression: dict[str, dict]) -> None:
+    """Each compression's wall time as device-hours on the device that ran it, and modeled on the run's
+    datasheet devices (efficiency/compute_cost.py: fp32-throughput scaling, a lower bound)."""
+    if not compression:
+        return
+    devices = list(dict.fromkeys(d for c in compression.values() for d in c.get("modeled_device_hours") or {}))
+    table = Table(title="compute cost of each compression (device-hours; modeled columns: fp32 matmul throughput "
+                        "scaling, lower bounds, not measured)")
+    for col in ("variant", "method", "device-hours", "measured on", "peak MiB", *[f"{d} (modeled)" for d in devices]):
+        table.add_column(col, justify="left" if col in ("variant", "method", "measured on") else "right")
+    for variant, c in compression.items():
+        modeled = c.get("modeled_device_hours") or {}
+        peak = c.get("peak_memory_bytes")
+        table.add_row(variant, c.get("method") or "", f"{c['device_hours']:.4f}", c.get("device") or "",
+                      "" if peak is None else f"{peak / 2**20:.0f}",
+                      *[_fmt(modeled.get(d), ".2e") or "n/a" for d in devices])
+    console.print(table)
 
 
 def _print_runtime(rows: list[dict]) -> None:

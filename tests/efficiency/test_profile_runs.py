@@ -12,7 +12,7 @@ from unicomp.runs.experiment import build_plan, run_experiment
 from unicomp.runs.plan import describe
 
 EFFICIENCY = {"prompt_tokens": 16, "new_tokens": 4, "decode_tokens": 6, "batch_sizes": [1, 2], "repeats": 1,
-              "threads": 1, "dtypes": ["float32", "bfloat16"]}
+              "threads": 1, "dtypes": ["float32", "bfloat16"], "devices": ["l4"]}
 
 
 def _config(tmp, base):
@@ -45,6 +45,12 @@ def test_profile_units_in_a_run(tiny_model, tmp_path, mirror):
     best = max(rows[("base", d, 2)]["decode_tokens_per_s"] for d in ("float32", "bfloat16"))
     assert packed["decode_speedup"] == packed["decode_tokens_per_s"] / best
     assert all(r["peak_memory_bytes"] > 0 for r in result["runtime"] if "skipped" not in r)
+
+    # compute cost: measured on this machine (named), modeled on the L4 by fp32 matmul throughput
+    for variant in ("magnitude-50", "rtn-w4"):
+        cost = result["compression"][variant]
+        assert cost["device"] and cost["device_fp32_matmul_tflops"] > 0
+        assert cost["modeled_device_hours"]["l4"] == cost["wall_seconds"] / 3600 * cost["device_fp32_matmul_tflops"] / 30.3
 
     again = run_experiment(cfg)
     assert all(u["reused"] for u in again["export"]["units"])

@@ -10,6 +10,7 @@ projects a datasheet device, and the projection is checked against the speed mea
 
 from __future__ import annotations
 
+import functools
 import platform
 import time
 from typing import Any
@@ -96,3 +97,24 @@ def measure_this_cpu(threads: int | None = None, buffer_bytes: int = COPY_BYTES)
         sources=[f"measured {time.strftime('%Y-%m-%d')}: fp32 matrix-vector read of {buffer_bytes >> 20} MiB "
                  f"(copy: {copy / 1e9:.1f} GB/s), {GEMM_SIZE}^3 matmul per dtype, best of 5"])
     return profile, raw
+
+
+@functools.lru_cache(maxsize=4)
+def _matmul_tflops(device: str, threads: int) -> float:
+    if device == "cuda":
+        a = torch.randn(GEMM_SIZE * 4, GEMM_SIZE * 4, device="cuda")
+
+        def run() -> None:
+            torch.mm(a, a)
+            torch.cuda.synchronize()
+
+        n = GEMM_SIZE * 4
+        return 2 * n**3 / _best_seconds(run, 3) / 1e12
+    return matmul_flops(torch.float32, repeats=3) / 1e12
+
+
+def matmul_tflops() -> float:
+    """fp32 matmul TFLOP/s of the device compute runs on here (the GPU when CUDA is present), measured
+    once per process and thread count (~30 ms on a CPU): what compute-cost conversions between
+    devices scale by (efficiency/compute_cost.py). The CUDA path is untested here."""
+    return _matmul_tflops("cuda" if torch.cuda.is_available() else "cpu", torch.get_num_threads())

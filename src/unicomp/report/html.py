@@ -192,6 +192,18 @@ def render(report: dict[str, Any]) -> str:
                             for r in runtime], "runtime") if runtime else "<p>not measured in this run</p>")
     notes = sorted({f"{r['model']}: {n}" for r in runtime for n in r["notes"]})
     sections.append("".join(f"<p class=note>{e(n)}</p>" for n in notes))
+    compression = report.get("compression") or {}
+    if compression:
+        targets = list(dict.fromkeys(d for c in compression.values() for d in c.get("modeled_device_hours") or {}))
+        sections.append("<h2>Compute cost of each compression</h2>")
+        sections.append("<p>Measured: wall time on the device named. Modeled: scaled by fp32 matmul throughput "
+                        "(this device's measured / the target's datasheet peak), a lower bound.</p>")
+        sections.append(_table(["variant", "method", "device-hours (measured)", "on", "peak MiB",
+                                *[f"{d} h (modeled)" for d in targets]],
+                               [[v, c.get("method"), _num(c.get("device_hours"), ".4f"), c.get("device") or "–",
+                                 _num(None if c.get("peak_memory_bytes") is None else c["peak_memory_bytes"] / 2**20, ".0f"),
+                                 *[_num((c.get("modeled_device_hours") or {}).get(d), ".2e") for d in targets]]
+                                for v, c in compression.items()], "compute-cost"))
     if report.get("modeled"):
         sections.append("<h2>Efficiency: modeled (roofline, upper bounds; never mixed with measured)</h2>")
         sections.append(_table(["model", "device", "format", "kernel", "prefill tok/s", "decode tok/s", "memory GB"],

@@ -52,8 +52,11 @@ def device_name() -> str:
 
 
 def environment() -> dict:
+    from unicomp.efficiency.machine import matmul_tflops
+
     return {
         "device_name": device_name(),
+        "fp32_matmul_tflops": matmul_tflops(),  # converts this machine's device-hours to another device's
         "packages": package_versions(),
         "git_revision": git_revision(),
         "python": platform.python_version(),

@@ -144,14 +144,20 @@ def report(store: Store, run_id: str, plan: Plan, done: dict[str, Any], margin_p
                 table["examples"].append({"task": unit.spec.name, "model": unit.model.label,
                                           "output": first["generation"][:400]})
     table["compression"] = {}
+    from unicomp.efficiency.compute_cost import modeled_device_hours
+    from unicomp.efficiency.profiles import load_profile
+
+    targets = [load_profile(d) for d in devices]
     for unit in plan.units:
         if isinstance(unit, CompressUnit):
             stored = store.find_unit(plan.keys[unit.name])
             env = store.unit_environment(plan.keys[unit.name])
-            table["compression"][unit.variant] = {"wall_seconds": stored.wall_seconds, "method": unit.method,
-                                                  "device_hours": stored.wall_seconds / 3600,
-                                                  "device": env.get("device_name") or env.get("machine"),
-                                                  "peak_memory_bytes": stored.data.get("peak_memory_bytes")}
+            source = env.get("fp32_matmul_tflops")  # absent in units stored before it was recorded
+            table["compression"][unit.variant] = {
+                "wall_seconds": stored.wall_seconds, "method": unit.method,
+                "device_hours": stored.wall_seconds / 3600, "device": env.get("device_name") or env.get("machine"),
+                "device_fp32_matmul_tflops": source, "peak_memory_bytes": stored.data.get("peak_memory_bytes"),
+                "modeled_device_hours": {t.name: modeled_device_hours(stored.wall_seconds, source, t) for t in targets}}
     table["run_id"] = run_id
     table["store"] = str(store.path)
     table["data_fallbacks"] = {spec.name: resolved.fallbacks for spec, _, resolved in plan.tasks if resolved.fallbacks}
