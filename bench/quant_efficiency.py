@@ -15,7 +15,7 @@ Measured per variant:
   - resident bytes of the decoder layers' linear weights (`linear_weight_bytes`) and ratio to bf16
   - decode tokens/s at batch 1: greedy with KV cache, --new-tokens steps after a --prompt-tokens
     prompt (prompt prefill not timed)
-  - prefill tokens/s: one forward of 1 x --prefill-tokens
+  - prefill tokens/s: one forward of --prefill-batch x --prefill-tokens, logits of the last position only
   Both are medians of --repeats rounds after one warm-up round, each round timing every variant once
   (interleaved, so the VM's drift hits all variants alike); ratios are against the faster of fp32 and
   bf16, as the efficiency targets are stated
@@ -56,6 +56,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--prompt-tokens", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--prefill-tokens", type=int, default=512)
+    ap.add_argument("--prefill-batch", type=int, default=1, help="sequences per prefill forward (the prompt repeated)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --out file")
@@ -160,7 +161,15 @@ def decode(model: torch.nn.Module, prompt: torch.Tensor, new_tokens: int) -> flo
 
 @torch.inference_mode()
 def prefill(model: torch.nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """Logits of every position of the first sequence (for the top-1 agreement columns)."""
     return model(ids, use_cache=False).logits[0].float()
+
+
+@torch.inference_mode()
+def timed_prefill(model: torch.nn.Module, ids: torch.Tensor) -> None:
+    """What generation's prefill computes: the whole prompt, logits for the last position only (as in
+    efficiency/runtime.py), so the dense lm_head over 1,024 positions does not dilute the ratios."""
+    model(ids, use_cache=False, logits_to_keep=1)
 
 
 def top1_agreement(logits: torch.Tensor, reference: torch.Tensor | None) -> float | None:
@@ -210,7 +219,8 @@ def measure_all(models: dict[str, tuple[torch.nn.Module, dict]], args: argparse.
     from unicomp.compress.quant.packed import linear_weight_bytes
 
     logits = {v: prefill(model, long_ids) for v, (model, _) in models.items()}
-    prefill_samples = interleaved_samples({v: timed(lambda m=m: prefill(m, long_ids)) for v, (m, _) in models.items()},
+    batch_ids = long_ids.repeat(args.prefill_batch, 1)
+    prefill_samples = interleaved_samples({v: timed(lambda m=m: timed_prefill(m, batch_ids)) for v, (m, _) in models.items()},
                                           args.repeats)
     decode_samples = interleaved_samples({v: (lambda m=m: decode(m, prompt, args.new_tokens))
                                           for v, (m, _) in models.items()}, args.repeats)
@@ -224,7 +234,7 @@ def measure_all(models: dict[str, tuple[torch.nn.Module, dict]], args: argparse.
             "variant": variant,
             "linear_weight_bytes": linear_weight_bytes(model),
             "decode_tokens_per_s": args.new_tokens / decode_s[variant],
-            "prefill_tokens_per_s": long_ids.shape[1] / prefill_s[variant],
+            "prefill_tokens_per_s": batch_ids.numel() / prefill_s[variant],
             "decode_vs_faster_float": decode_vs.get(variant),
             "prefill_vs_faster_float": prefill_vs.get(variant),
             "top1_agreement_vs_fp32": top1_agreement(logits[variant], logits["fp32"]) if variant != "fp32" else None,
@@ -292,7 +302,7 @@ def main() -> None:
         row["ratio_to_bf16"] = row["linear_weight_bytes"] / bf16_bytes
 
     setup = {"model": name, "inputs": inputs, "threads": args.threads, "group_size_w4": args.group_size,
-             "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "prefill_tokens": args.prefill_tokens,
+             "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "prefill_tokens": args.prefill_tokens, "prefill_batch": args.prefill_batch,
              "repeats": args.repeats, "timing": "interleaved rounds; medians; ratios paired per round", "cpu_bf16": cpu_supports_bf16(),
              "packed_compute_dtype": str(default_compute_dtype("cpu")).removeprefix("torch."),
              "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}

@@ -68,3 +68,16 @@ def test_int4_dense_weight_is_the_textbook_dequantization_and_the_kernels(n, k, 
     # the kernel stores zero_term = (8 - z) * s rounded to bf16 (unit roundoff 2^-8: error <= 8 s 2^-8)
     # and the weight is rounded once more (<= 15 s 2^-8): the textbook value agrees within 23 s 2^-8 < s / 8
     assert torch.allclose(module.dense_weight().float(), textbook, rtol=0, atol=float(qw.scale.max()) / 8)
+
+
+def test_w8a8_long_prefill_in_row_chunks_equals_one_pass():
+    """Past W8A8_CHUNK_ELEMENTS the int8 matmul runs in row chunks written straight into the output's
+    dtype; per-token quantization and integer products are row-independent, so it is bit-identical."""
+    qw = _qw(96, 64, 8, None, seed=4)
+    qw.activations = P.PER_TOKEN
+    module = P.W8A8Linear.from_quantized(qw)
+    rows = P.W8A8_CHUNK_ELEMENTS // module.out_features
+    x = torch.randn(2 * rows + 7, 64, generator=torch.Generator().manual_seed(5)).to(torch.bfloat16)
+    codes, scale = P.quantize_per_token(x)
+    one_pass = ((P._int_mm(codes, module.weight_int8.t()) * scale) * module.weight_scale).to(torch.bfloat16)
+    assert torch.equal(module(x), one_pass)

@@ -203,7 +203,7 @@ def _int4_pack(q: torch.Tensor) -> torch.Tensor:
 
 
 def _int4_mm(x: torch.Tensor, packed: torch.Tensor, group_size: int, scale_and_zeros: torch.Tensor) -> torch.Tensor:
-    if packed.device.type == "cuda":
+    if packed.is_cuda:
         return torch.ops.aten._weight_int4pack_mm(x, packed, group_size, scale_and_zeros)
     return torch.ops.aten._weight_int4pack_mm_for_cpu(x, packed, group_size, scale_and_zeros)
 
@@ -217,6 +217,7 @@ def _nibbles(packed: torch.Tensor) -> torch.Tensor:
 # Prefill dispatch: at this many rows (tokens) or more a weight-only kernel's dequantizing GEMM loses
 # to dequantize-then-dense-GEMM (measured: docs/benchmarks.md); decode (one row) keeps the packed kernel.
 PREFILL_ROWS = 32
+W8A8_CHUNK_ELEMENTS = 512 * 1536  # rows x out features of a W8A8 prefill chunk: 3 MiB of int32 (measured best)
 _CPU_BLOCK_N = 64  # the CPU int4 packing: per block of 64 rows, per column k, 32 bytes (row j | row j+32 << 4)
 
 
@@ -380,15 +381,19 @@ class PackedLinear(nn.Module, ABC):
         if x.shape[-1] != self.in_features:
             raise UnicompError(f"{type(self).__name__} expects {self.in_features} input features, got {x.shape[-1]}",
                                "feed the layer the same hidden size it was quantized for")
-        lead = x.shape[:-1]
+        # Hot at decode (one token, ~10 us of kernel per call): buffers are read from `_buffers` directly
+        # (nn.Module's attribute fallback costs ~0.5 us each) and no-op casts are skipped.
         flat = x.reshape(-1, self.in_features)
         if flat.shape[0] == 0:
             y = x.new_zeros(0, self.out_features)
         else:
-            y = self._matmul(flat).to(x.dtype)
-        if self.bias is not None:
-            y = y + self.bias.to(y.dtype)
-        return y.reshape(*lead, self.out_features)
+            y = self._matmul(flat)
+            if y.dtype != x.dtype:
+                y = y.to(x.dtype)
+        bias = self._buffers["bias"]
+        if bias is not None:
+            y = y + bias.to(y.dtype)
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def _restore(self, q: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor,
                  g_idx: torch.Tensor | None = None) -> QuantizedWeight:
@@ -468,12 +473,15 @@ class Int4PackedLinear(PackedLinear):
         return None
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.compute_dtype)
-        if self.perm is not None:
-            x = x.index_select(1, self.perm)
+        buffers = self._buffers
+        if x.dtype != self.compute_dtype:
+            x = x.to(self.compute_dtype)
+        perm = buffers["perm"]
+        if perm is not None:
+            x = x.index_select(1, perm)
         if x.shape[0] >= PREFILL_ROWS and self.can_dequantize():
             return F.linear(x, self.dense_weight())
-        return _int4_mm(x.contiguous(), self.packed, self.group_size, self.scale_and_zeros)
+        return _int4_mm(x.contiguous(), buffers["packed"], self.group_size, buffers["scale_and_zeros"])
 
     def can_dequantize(self) -> bool:
         return (self.packed.device.type == "cpu" and self.out_features % _CPU_BLOCK_N == 0
@@ -544,10 +552,13 @@ class Int8WeightLinear(PackedLinear):
         return None
 
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.compute_dtype).contiguous()
+        buffers = self._buffers
+        if x.dtype != self.compute_dtype:
+            x = x.to(self.compute_dtype)
+        x = x.contiguous()
         if x.shape[0] >= PREFILL_ROWS:  # prefill: a dense GEMM on the codes, the per-row scale after
-            return F.linear(x, self.weight_int8.to(self.compute_dtype)).mul_(self.scales)
-        return torch.ops.aten._weight_int8pack_mm(x, self.weight_int8, self.scales)
+            return F.linear(x, buffers["weight_int8"].to(self.compute_dtype)).mul_(buffers["scales"])
+        return torch.ops.aten._weight_int8pack_mm(x, buffers["weight_int8"], buffers["scales"])
 
     def to_quantized_weight(self) -> QuantizedWeight:
         q = self.weight_int8.to(torch.int32) + 128
@@ -587,8 +598,17 @@ class W8A8Linear(PackedLinear):
     def _matmul(self, x: torch.Tensor) -> torch.Tensor:
         shared = self.shared_codes
         codes, x_scale = quantize_per_token(x) if shared is None else shared.codes(x, lead=self.leads_shared_codes)
-        acc = _int_mm(codes, self.weight_int8.t())
-        return (acc * x_scale).mul_(self.weight_scale)
+        weight, weight_scale = self._buffers["weight_int8"].t(), self._buffers["weight_scale"]
+        rows = max(1, W8A8_CHUNK_ELEMENTS // self.out_features)
+        if codes.shape[0] <= rows:
+            return (_int_mm(codes, weight) * x_scale).mul_(weight_scale)
+        # long prefills: the int32 and fp32 [rows, out] intermediates stay cache-sized, and the result is
+        # written once in x's dtype (unchunked, 8,192 rows took 3.5x a bf16 GEMM; chunked, ~0.8x)
+        out = torch.empty(codes.shape[0], self.out_features, dtype=x.dtype, device=x.device)
+        for start in range(0, codes.shape[0], rows):
+            end = start + rows
+            out[start:end] = (_int_mm(codes[start:end], weight) * x_scale[start:end]).mul_(weight_scale)
+        return out
 
     def to_quantized_weight(self) -> QuantizedWeight:
         q = self.weight_int8.to(torch.int32) + 128
