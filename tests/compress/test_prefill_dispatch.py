@@ -81,3 +81,14 @@ def test_w8a8_long_prefill_in_row_chunks_equals_one_pass():
     codes, scale = P.quantize_per_token(x)
     one_pass = ((P._int_mm(codes, module.weight_int8.t()) * scale) * module.weight_scale).to(torch.bfloat16)
     assert torch.equal(module(x), one_pass)
+
+
+def test_per_token_quantization_of_long_inputs_in_row_chunks_equals_one_pass():
+    k = 48
+    rows = P.W8A8_CHUNK_ELEMENTS // k
+    x = torch.randn(2 * rows + 3, k, generator=torch.Generator().manual_seed(6)).to(torch.bfloat16)
+    x[rows + 1] = 0  # an all-zero row inside the second chunk keeps the tiny scale and zero codes
+    codes, scale = P.quantize_per_token(x)
+    one_codes, one_scale = P._quantize_rows(x)
+    assert torch.equal(codes, one_codes) and torch.equal(scale, one_scale)
+    assert not codes[rows + 1].any() and scale[rows + 1].item() == torch.finfo(torch.float32).tiny
