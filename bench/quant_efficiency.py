@@ -114,7 +114,7 @@ def quantized(base: torch.nn.Module, options: dict[str, Any], ids: torch.Tensor,
               activations: str | None = None) -> tuple[torch.nn.Module, dict]:
     """RTN-quantize a copy of `base`, pack it, and cast the rest of the model to the compute dtype.
 
-    The summary keeps the fake-quantized model's logits on `ids` ("_fake_logits"), so packing error
+    The summary keeps the fake-quantized model's top-1 tokens on `ids` ("_fake_logits"), so packing error
     can be told apart from quantization error.
     """
     from unicomp.compress.apply import compress_model
@@ -128,7 +128,7 @@ def quantized(base: torch.nn.Module, options: dict[str, Any], ids: torch.Tensor,
         for module in decoder_layers(model).modules():
             if getattr(module, "quantized", None) is not None:
                 module.quantized.activations = activations
-    fake_logits = prefill(model, ids)  # W8A8's activation rounding only happens once packed
+    fake_logits = prefill(model, ids).argmax(-1)  # W8A8's activation rounding only happens once packed
     summary = pack_model(model, "auto")
     return model.to(default_compute_dtype("cpu")), {**summary, "_fake_logits": fake_logits}
 
@@ -173,7 +173,12 @@ def timed_prefill(model: torch.nn.Module, ids: torch.Tensor) -> None:
 
 
 def top1_agreement(logits: torch.Tensor, reference: torch.Tensor | None) -> float | None:
-    return None if reference is None else float((logits.argmax(-1) == reference.argmax(-1)).float().mean())
+    """Share of positions whose top-1 tokens agree (`logits` and `reference`: logits or their argmax)."""
+    if reference is None:
+        return None
+    top = logits if logits.dim() == 1 else logits.argmax(-1)
+    ref = reference if reference.dim() == 1 else reference.argmax(-1)
+    return float((top == ref).float().mean())
 
 
 def interleaved_samples(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -200,7 +205,7 @@ def paired_speedups(samples: dict[str, list[float]]) -> dict[str, dict[str, floa
     out = {}
     for name, seconds in samples.items():
         ratios = sorted(b / s for b, s in zip(samples[base], seconds))
-        q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else (ratios[0],) * 3
         out[name] = {"baseline": base, "median": median, "q1": q1, "q3": q3}
     return out
 
@@ -218,7 +223,7 @@ def measure_all(models: dict[str, tuple[torch.nn.Module, dict]], args: argparse.
     """Every variant's row; timings interleaved across variants (`interleaved_medians`)."""
     from unicomp.compress.quant.packed import linear_weight_bytes
 
-    logits = {v: prefill(model, long_ids) for v, (model, _) in models.items()}
+    logits = {v: prefill(model, long_ids).argmax(-1) for v, (model, _) in models.items()}  # top-1 tokens only
     batch_ids = long_ids.repeat(args.prefill_batch, 1)
     prefill_samples = interleaved_samples({v: timed(lambda m=m: timed_prefill(m, batch_ids)) for v, (m, _) in models.items()},
                                           args.repeats)
@@ -282,6 +287,8 @@ def main() -> None:
     if args.table:
         print(table_from_json(args.table))
         return
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
     torch.set_num_threads(args.threads)
     from unicomp.compress.quant.packed import cpu_supports_bf16, default_compute_dtype, linear_weight_bytes
 

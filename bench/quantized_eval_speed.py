@@ -10,8 +10,8 @@ checkpoint under each execution and scores the same items:
   bfloat16 auto -> kernels    the packed int4 modules in bf16 (what `--dtype bfloat16` runs; deployment)
   bfloat16 reference          the float grid values cast to bf16 (dense, not what a deployment computes)
 
-and reports seconds, items/s, accuracy, and the largest loglikelihood difference from the fp32
-reference. The fp32 packed kernels are not run: they are exact but ~10x slower than the reference.
+and reports seconds (median of --rounds interleaved rounds after a warm-up of each), accuracy, and
+the largest loglikelihood difference from the fp32 reference. The fp32 packed kernels are not run: they are exact but ~10x slower than the reference.
 
     UNICOMP_DATA_DIR=../shared/data python bench/quantized_eval_speed.py --out bench/results/quantized_eval_speed.json
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="timed rounds over all executions (median)")
     ap.add_argument("--out", default=None)
     return ap.parse_args()
 
@@ -85,26 +87,34 @@ def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
     folder = ensure_checkpoint(args)
-    evaluate(folder, "bfloat16", "auto", argparse.Namespace(**{**vars(args), "limit": 2}))  # warm-up
-    rows = [evaluate(folder, dtype, execution, args) for dtype, execution in EXECUTIONS]
+    warm = argparse.Namespace(**{**vars(args), "limit": 2})
+    for dtype, execution in EXECUTIONS:
+        evaluate(folder, dtype, execution, warm)
+    # rounds interleave the executions, so the VM's drift hits all alike; seconds are per-round medians
+    rounds = [[evaluate(folder, dtype, execution, args) for dtype, execution in EXECUTIONS] for _ in range(args.rounds)]
+    rows = rounds[0]
+    for i, row in enumerate(rows):
+        row["seconds_per_round"] = [r[i]["seconds"] for r in rounds]
+        row["seconds"] = statistics.median(row["seconds_per_round"])
     reference = rows[0]
     for row in rows:
         row["speedup_vs_fp32_reference"] = reference["seconds"] / row["seconds"]
         diffs = [abs(a - b) for name, t in row["tasks"].items()
                  for ours, ref in zip(t["loglikelihoods"], reference["tasks"][name]["loglikelihoods"])
                  for a, b in zip(ours, ref)]
-        row["max_abs_loglikelihood_diff_vs_fp32_reference"] = max(diffs)
+        row["max_abs_loglikelihood_diff_vs_fp32_reference"] = max(diffs, default=None)
     print("| dtype | execution | seconds | vs fp32 reference | " + " | ".join(args.tasks.split(",")) + " | max abs dLL vs fp32 |")
     print("|---|---|---:|---:|" + "---:|" * len(args.tasks.split(",")) + "---:|")
     for row in rows:
-        accs = " | ".join(f"{t['scores']['acc']:.2f}" for t in row["tasks"].values())
+        accs = " | ".join(f"{t['scores'].get('acc', float('nan')):.2f}" for t in row["tasks"].values())
         print(f"| {row['dtype']} | {row['execution']} | {row['seconds']:.1f} | {row['speedup_vs_fp32_reference']:.2f}x "
-              f"| {accs} | {row['max_abs_loglikelihood_diff_vs_fp32_reference']:.3f} |")
+              f"| {accs} | {row['max_abs_loglikelihood_diff_vs_fp32_reference'] or 0:.3f} |")
     if args.out:
         for row in rows:
             for t in row["tasks"].values():
                 t.pop("loglikelihoods")
         setup = {"model": args.model, "checkpoint": "GPTQ W4A16 g64 (32 x 512 C4)", "tasks": args.tasks,
+                 "rounds": args.rounds, "timing": "one warm-up per execution, interleaved rounds, median",
                  "limit": args.limit, "batch_size": args.batch_size, "threads": args.threads,
                  "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
         Path(args.out).write_text(json.dumps({"setup": setup, "results": rows}, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from unicomp.efficiency.compute_cost import modeled_device_hours
 from unicomp.efficiency.machine import matmul_tflops
@@ -30,3 +31,8 @@ def test_unknown_throughput_gives_no_number_rather_than_zero():
 def test_this_machine_measures_a_plausible_fp32_throughput():
     tflops = matmul_tflops()
     assert 1e-3 < tflops < 1e3 and matmul_tflops() == tflops  # measured once per process
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="measures the GPU when there is one")
+def test_a_device_that_cannot_be_measured_records_no_throughput_instead_of_failing_the_run():
+    assert matmul_tflops("cuda") is None  # torch without CUDA: None, and modeled hours become n/a

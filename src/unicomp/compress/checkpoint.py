@@ -101,7 +101,7 @@ def save_compressed(model: torch.nn.Module, tokenizer, out: str | Path, report: 
             "base_model": base,
             "storage": storage,
             "sizes": {"dense_bytes": dense_bytes, "stored_bytes": None},
-            "environment": environment(),
+            "environment": environment(str(next(model.parameters()).device)),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         manifest["sizes"]["stored_bytes"] = folder_bytes(tmp)

@@ -99,22 +99,25 @@ def measure_this_cpu(threads: int | None = None, buffer_bytes: int = COPY_BYTES)
     return profile, raw
 
 
-@functools.lru_cache(maxsize=4)
-def _matmul_tflops(device: str, threads: int) -> float:
-    if device == "cuda":
-        a = torch.randn(GEMM_SIZE * 4, GEMM_SIZE * 4, device="cuda")
+@functools.lru_cache(maxsize=8)
+def _matmul_tflops(device: str, threads: int) -> float | None:
+    try:
+        if torch.device(device).type == "cuda":
+            n = GEMM_SIZE * 4
+            a = torch.randn(n, n, device=device)
 
-        def run() -> None:
-            torch.mm(a, a)
-            torch.cuda.synchronize()
+            def run() -> None:
+                torch.mm(a, a)
+                torch.cuda.synchronize(device)
 
-        n = GEMM_SIZE * 4
-        return 2 * n**3 / _best_seconds(run, 3) / 1e12
-    return matmul_flops(torch.float32, repeats=3) / 1e12
+            return 2 * n**3 / _best_seconds(run, 3) / 1e12
+        return matmul_flops(torch.float32, repeats=3) / 1e12
+    except (RuntimeError, ValueError, AssertionError):  # full GPU, no CUDA, bad device: no figure, no failed run
+        return None
 
 
-def matmul_tflops() -> float:
-    """fp32 matmul TFLOP/s of the device compute runs on here (the GPU when CUDA is present), measured
-    once per process and thread count (~30 ms on a CPU): what compute-cost conversions between
-    devices scale by (efficiency/compute_cost.py). The CUDA path is untested here."""
-    return _matmul_tflops("cuda" if torch.cuda.is_available() else "cpu", torch.get_num_threads())
+def matmul_tflops(device: str = "cpu") -> float | None:
+    """fp32 matmul TFLOP/s of `device` (the one the run computes on), measured once per process, device
+    and thread count (~30 ms on a CPU), or None when it cannot be measured: what compute-cost
+    conversions between devices scale by (efficiency/compute_cost.py). The CUDA path is untested here."""
+    return _matmul_tflops(str(device), torch.get_num_threads())

@@ -51,12 +51,13 @@ def device_name() -> str:
     return name
 
 
-def environment() -> dict:
+def environment(device: str = "cpu") -> dict:
+    """`device`: what the work computes on (a run's `device`); its fp32 matmul throughput is recorded."""
     from unicomp.efficiency.machine import matmul_tflops
 
     return {
         "device_name": device_name(),
-        "fp32_matmul_tflops": matmul_tflops(),  # converts this machine's device-hours to another device's
+        "fp32_matmul_tflops": matmul_tflops(device),  # converts this machine's device-hours to another device's
         "packages": package_versions(),
         "git_revision": git_revision(),
         "python": platform.python_version(),

@@ -41,7 +41,7 @@ def run_evaluation(req: EvalRequest, progress_factory: ProgressFactory = _no_pro
     try:
         pool = ModelPool(req.dtype, req.device, req.trust_remote_code)
         plan = plan_evaluation(req, pool, on_status=on_status)
-        env = environment()
+        env = environment(req.device)
         run_id = store.start_run("eval", req.model_dump(), env)
         try:
             LocalExecutor().execute(plan, UnitContext(pool, progress_factory, on_status, req.data_dir), store=store,

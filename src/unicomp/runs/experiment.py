@@ -72,7 +72,7 @@ def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_s
     try:
         pool = ModelPool(cfg.dtype, cfg.device)
         plan = plan_experiment(cfg, pool, on_status=on_status)
-        env = environment()
+        env = environment(cfg.device)
         run_id = store.start_run("run", cfg.model_dump(), env)
         data_dir = str(Path(cfg.data_dir).expanduser().absolute()) if cfg.data_dir else None  # as workers see it
         ctx = UnitContext(pool, progress_factory, on_status, data_dir)

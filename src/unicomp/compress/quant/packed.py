@@ -272,7 +272,7 @@ def quantize_per_token(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     in the input dtype (exact) and the division in fp32 (bf16 / fp16 inputs promote).
     """
     rows = max(1, W8A8_CHUNK_ELEMENTS // max(1, x.shape[-1]))
-    if x.dim() != 2 or x.shape[0] <= rows:
+    if x.dim() != 2 or x.shape[0] <= rows or x.device.type != "cpu":
         return _quantize_rows(x)
     # long prefills: rows in cache-sized chunks (8,192 x 1,536 took 30 ms in one pass, its fp32 quotient
     # alone 50 MB of fresh pages); rows are independent, so the result is the same
@@ -613,7 +613,7 @@ class W8A8Linear(PackedLinear):
         codes, x_scale = quantize_per_token(x) if shared is None else shared.codes(x, lead=self.leads_shared_codes)
         weight, weight_scale = self._buffers["weight_int8"].t(), self._buffers["weight_scale"]
         rows = max(1, W8A8_CHUNK_ELEMENTS // self.out_features)
-        if codes.shape[0] <= rows:
+        if codes.shape[0] <= rows or codes.device.type != "cpu":  # the chunk size is a CPU cache size
             return (_int_mm(codes, weight) * x_scale).mul_(weight_scale)
         # long prefills: the int32 and fp32 [rows, out] intermediates stay cache-sized, and the result is
         # written once in x's dtype (unchunked, 8,192 rows took 3.5x a bf16 GEMM; chunked, ~0.8x)
