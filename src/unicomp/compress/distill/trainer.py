@@ -1,0 +1,201 @@
+"""The distillation trainer: a plain PyTorch loop over fixed token windows, with a teacher's logits as
+targets, gradient accumulation, a cosine schedule with linear warm-up, bf16 autocast where the
+hardware computes it, periodic checkpoints and exact resume.
+
+Exact resume: the data order is a pure function of (seed, step), and a checkpoint holds the student,
+the optimizer, the scheduler, the step and every RNG state, written atomically. So a run killed
+after step k and resumed produces the same steps k+1.. as a run that was never interrupted (to fp
+reproducibility of the kernels). A checkpoint records a fingerprint of the training config and
+refuses to resume a different one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from unicomp.compress.distill.losses import LossTerm, distillation_loss
+from unicomp.errors import UnicompError
+
+CHECKPOINT = "trainer-state.pt"
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    steps: int = Field(gt=0, description="optimizer steps")
+    micro_batch_size: int = Field(4, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    lr: float = Field(1e-4, gt=0)
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    clip_grad_norm: float | None = Field(1.0, gt=0)
+    autocast: str = Field("auto", pattern="^(auto|bf16|off)$")
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints (0: only at the end)")
+    seed: int = 0
+    losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kind="forward_kl")], min_length=1)
+
+    def fingerprint(self) -> str:
+        """What must match for a checkpoint to be resumed (everything but the checkpoint cadence)."""
+        data = self.model_dump(exclude={"checkpoint_every"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Linear warm-up to 1, then cosine decay to min_lr_ratio at the last step."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def batch_indices(step: int, micro: int, config: TrainConfig, n_samples: int) -> list[int]:
+    """Sample indices of one micro-batch: a seeded permutation per epoch, walked in order."""
+    per_step = config.micro_batch_size * config.grad_accum
+    start = (step * per_step + micro * config.micro_batch_size)
+    out = []
+    for position in range(start, start + config.micro_batch_size):
+        epoch, offset = divmod(position, n_samples)
+        order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
+        out.append(int(order[offset]))
+    return out
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    from unicomp.compress.quant.packed import cpu_supports_bf16
+
+    wanted = config.autocast == "bf16" or (config.autocast == "auto" and (
+        device.type == "cuda" or (device.type == "cpu" and cpu_supports_bf16())))
+    return torch.autocast(device.type, dtype=torch.bfloat16) if wanted else nullcontext()
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp.", suffix=f".{path.name}", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]], config: TrainConfig, *,
+          checkpoint_dir: str | Path | None = None, stop_after: int | None = None,
+          on_step: Callable[[dict[str, Any]], None] = lambda record: None) -> dict[str, Any]:
+    """Train `student` in place on `samples` (equal-length token windows); returns the loss curve and cost.
+
+    `stop_after`: return after this many steps in total (as if killed there; the checkpoint holds them).
+    """
+    if not samples or len({len(s) for s in samples}) != 1:
+        raise UnicompError("training needs token windows of one length", "build them with the calibration builder")
+    needs_teacher = any(t.kind != "ce" for t in config.losses)
+    if needs_teacher and teacher is None:
+        raise UnicompError("the loss terms need a teacher's logits but no teacher was given",
+                           "pass the teacher, or train with losses: [{kind: ce}] only")
+    device = next(student.parameters()).device
+    data = torch.tensor(samples, dtype=torch.long)
+    decay = [p for p in student.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in student.parameters() if p.requires_grad and p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    history: list[dict[str, Any]] = []
+    start, tokens_seen, seconds = 0, 0, 0.0
+    path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if path is not None and path.is_file():
+        state = torch.load(path, map_location=device, weights_only=False)  # our own file, written below
+        if state["fingerprint"] != config.fingerprint():
+            raise UnicompError(f"{path} is a checkpoint of another training configuration",
+                               "resume with the configuration that wrote it, or point --checkpoint-dir elsewhere")
+        student.load_state_dict(state["student"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start, history = state["step"], state["history"]
+        tokens_seen, seconds = state["tokens_seen"], state["seconds"]
+    else:
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+
+    def save(step: int) -> None:
+        if path is not None:
+            _save_atomic({"fingerprint": config.fingerprint(), "step": step, "student": student.state_dict(),
+                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                          "rng": _rng_state(), "history": history, "tokens_seen": tokens_seen,
+                          "seconds": seconds}, path)
+
+    student.train()
+    if teacher is not None:
+        teacher.eval()
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    for step in range(start, end):
+        began = time.perf_counter()
+        parts_sum: dict[str, float] = {}
+        loss_sum = 0.0
+        for micro in range(config.grad_accum):
+            ids = data[batch_indices(step, micro, config, len(samples))].to(device)
+            with _autocast(config, device):
+                out = student(input_ids=ids, use_cache=False, output_hidden_states=any(
+                    t.kind == "hidden_mse" for t in config.losses))
+                teacher_out = None
+                if teacher is not None:
+                    with torch.no_grad():
+                        teacher_out = teacher(input_ids=ids, use_cache=False, output_hidden_states=any(
+                            t.kind == "hidden_mse" for t in config.losses))
+            labels = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], -100)], dim=1)  # next token
+            loss, parts = distillation_loss(
+                config.losses, out.logits, None if teacher_out is None else teacher_out.logits, labels=labels,
+                student_hidden=None if out.hidden_states is None else out.hidden_states[-1],
+                teacher_hidden=None if teacher_out is None or teacher_out.hidden_states is None
+                else teacher_out.hidden_states[-1])
+            (loss / config.grad_accum).backward()
+            loss_sum += float(loss.detach()) / config.grad_accum
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v / config.grad_accum
+            tokens_seen += ids.numel()
+        if config.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(student.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds += time.perf_counter() - began
+        record = {"step": step + 1, "loss": loss_sum, "parts": parts_sum, "lr": scheduler.get_last_lr()[0],
+                  "tokens_seen": tokens_seen, "tokens_per_s": tokens_seen / seconds if seconds else None}
+        history.append(record)
+        on_step(record)
+        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            save(step + 1)
+    save(end)
+    student.eval()
+    return {"history": history, "steps": end, "tokens_seen": tokens_seen, "seconds": seconds,
+            "finished": end == config.steps}
