@@ -76,3 +76,27 @@ def test_every_sample_is_seen_once_per_epoch_in_a_seeded_order():
 def test_kl_without_a_teacher_fails_clearly():
     with pytest.raises(UnicompError, match="need a teacher's logits"):
         train(tiny_llama(), None, _samples(), _config())
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_under_torchrun_equal_one_process_with_the_same_global_batch(tmp_path):
+    """2 processes x 1 micro-batch of accumulation = 1 process x 2: same losses, same weights."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_train_script.py")
+    out = tmp_path / "ddp.pt"
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(script), str(out)], check=True, timeout=600, capture_output=True)
+    ddp = torch.load(out, weights_only=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers ran
+    try:
+        student = tiny_llama(seed=1)
+        single = train(student, tiny_llama(seed=0), _samples(), _config(grad_accum=2))
+    finally:
+        torch.set_num_threads(threads)
+    assert ddp["losses"] == pytest.approx([r["loss"] for r in single["history"]], rel=1e-5)
+    for name, value in student.state_dict().items():
+        assert torch.allclose(ddp["state"][name], value, atol=1e-5), name

@@ -2,6 +2,10 @@
 targets, gradient accumulation, a cosine schedule with linear warm-up, bf16 autocast where the
 hardware computes it, periodic checkpoints and exact resume.
 
+Data parallel: under `torchrun` (gloo on CPU, NCCL on GPUs; the process group initialised by the
+caller) each process takes its share of a step's micro-batches and gradients are averaged, so N
+processes produce the weights one process produces with N times the accumulation.
+
 Exact resume: the data order is a pure function of (seed, step), and a checkpoint holds the student,
 the optimizer, the scheduler, the step and every RNG state, written atomically. So a run killed
 after step k and resumed produces the same steps k+1.. as a run that was never interrupted (to fp
@@ -63,9 +67,11 @@ def lr_factor(step: int, config: TrainConfig) -> float:
     return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def batch_indices(step: int, micro: int, config: TrainConfig, n_samples: int) -> list[int]:
-    """Sample indices of one micro-batch: a seeded permutation per epoch, walked in order."""
-    per_step = config.micro_batch_size * config.grad_accum
+def batch_indices(step: int, micro: int, config: TrainConfig, n_samples: int, world: int = 1) -> list[int]:
+    """Sample indices of one micro-batch: a seeded permutation per epoch, walked in order. With `world`
+    data-parallel processes a step holds grad_accum x world micro-batches; rank r takes micro-batch
+    micro x world + r, so the step sees the same samples as one process with grad_accum x world."""
+    per_step = config.micro_batch_size * config.grad_accum * world
     start = (step * per_step + micro * config.micro_batch_size)
     out = []
     for position in range(start, start + config.micro_batch_size):
@@ -124,6 +130,9 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
                            "pass the teacher, or train with losses: [{kind: ce}] only")
     device = next(student.parameters()).device
     data = torch.tensor(samples, dtype=torch.long)
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    world = torch.distributed.get_world_size() if distributed else 1
+    rank = torch.distributed.get_rank() if distributed else 0
     decay = [p for p in student.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in student.parameters() if p.requires_grad and p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
@@ -148,7 +157,7 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
         random.seed(config.seed)
 
     def save(step: int) -> None:
-        if path is not None:
+        if path is not None and rank == 0:
             _save_atomic({"fingerprint": config.fingerprint(), "step": step, "student": student.state_dict(),
                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                           "rng": _rng_state(), "history": history, "tokens_seen": tokens_seen,
@@ -163,7 +172,7 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
         parts_sum: dict[str, float] = {}
         loss_sum = 0.0
         for micro in range(config.grad_accum):
-            ids = data[batch_indices(step, micro, config, len(samples))].to(device)
+            ids = data[batch_indices(step, micro * world + rank, config, len(samples), world)].to(device)
             with _autocast(config, device):
                 out = student(input_ids=ids, use_cache=False, output_hidden_states=any(
                     t.kind == "hidden_mse" for t in config.losses))
@@ -182,7 +191,16 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
             loss_sum += float(loss.detach()) / config.grad_accum
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v / config.grad_accum
-            tokens_seen += ids.numel()
+            tokens_seen += ids.numel() * world
+        if distributed:  # the mean gradient over processes: what one process accumulating all of them gets
+            for p in student.parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= world
+            totals = torch.tensor([loss_sum, *parts_sum.values()], dtype=torch.float64)
+            torch.distributed.all_reduce(totals)
+            loss_sum, *values = (totals / world).tolist()
+            parts_sum = dict(zip(parts_sum, values))
         if config.clip_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(student.parameters(), config.clip_grad_norm)
         optimizer.step()
@@ -196,6 +214,8 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
             save(step + 1)
     save(end)
+    if distributed:
+        torch.distributed.barrier()  # the checkpoint is whole before any process returns
     student.eval()
     return {"history": history, "steps": end, "tokens_seen": tokens_seen, "seconds": seconds,
             "finished": end == config.steps}
