@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from pydantic import BaseModel
 from rich.table import Table
 
 from unicomp.console import console, error, progress, status, warning
@@ -357,8 +358,17 @@ def ls_methods() -> None:
     table = Table(title="compression methods (any option: unicomp compress --option key=value)", show_lines=True)
     for col in ("method", "family", "calibration", "what it does", "options (default): meaning"):
         table.add_column(col)
+    def shown(field) -> str:  # noqa: ANN001
+        if field.is_required():
+            return "(required)"
+        value = field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):  # nested settings (a distillation's train / data): the first few
+            text = ", ".join(f"{k}={v!r}" for k, v in value.model_dump().items() if not isinstance(v, (list, dict)))
+            return f"{{{text[:70]}{'...' if len(text) > 70 else ''}}}"
+        return repr(value)
+
     for name, cls in methods().items():
-        opts = "\n".join(f"{k}={f.default!r}" + (f": {f.description}" if f.description else "")
+        opts = "\n".join(f"{k}={shown(f)}" + (f": {f.description}" if f.description else "")
                          for k, f in cls.Config.model_fields.items())
         table.add_row(name, cls.family, "yes" if cls.needs_calibration else "no", cls.summary_line, opts)
     console.print(table)

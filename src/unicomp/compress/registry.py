@@ -2,7 +2,8 @@
 
 Methods register themselves where they are defined (`@register` above the class, next to its
 pydantic config), and every module of the method packages is imported on first lookup, so a new
-method is one new file in `compress/prune/` or `compress/quant/` (plus its test), and nothing here.
+method is one new file in `compress/prune/`, `compress/quant/` or `compress/distill/` (plus its test), and
+nothing here.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from unicomp.compress.base import Method
 from unicomp.errors import NotFoundError, UnicompError
 
-_PACKAGES = ("unicomp.compress.prune", "unicomp.compress.quant")
+_PACKAGES = ("unicomp.compress.prune", "unicomp.compress.quant", "unicomp.compress.distill")
 _REGISTERED: dict[str, type[Method]] = {}
 M = TypeVar("M", bound=type[Method])
 

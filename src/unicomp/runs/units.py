@@ -244,13 +244,24 @@ class CompressUnit(Unit):
             calibration = build_calibration(self.calibration, fresh.tokenizer, forbidden=EVALUATION_TEXT,
                                             data_dir=ctx.data_dir)
             ctx.status(f"calibration: {len(calibration.samples)} samples, {calibration.record.get('total_tokens')} tokens")
-        label = f"compress {self.variant} (layers)" if self.checkpoints is not None else f"{self.method} layers"
-        with ctx.progress(label, len(decoder_layers(fresh.model))) as advance:
-            report = compress_model(fresh.model, method, calibration, batch_size=self.batch_size,
-                                    progress=lambda stage, done, total: advance(1), compute_dtype=self.calibration_dtype)
+        if getattr(method, "builds_student", False):  # distillation: a new, smaller model trained on the base
+            from unicomp.compress.apply import build_student
+
+            label = f"distill {self.variant} (steps)" if self.checkpoints is not None else f"{self.method} steps"
+            with ctx.progress(label, max(1, method.total_steps())) as advance:
+                model, report = build_student(fresh.model, fresh.tokenizer, method, calibration, data_dir=ctx.data_dir,
+                                              on_step=lambda record: advance(1), status=ctx.status)
+        else:
+            label = f"compress {self.variant} (layers)" if self.checkpoints is not None else f"{self.method} layers"
+            with ctx.progress(label, len(decoder_layers(fresh.model))) as advance:
+                report = compress_model(fresh.model, method, calibration, batch_size=self.batch_size,
+                                        progress=lambda stage, done, total: advance(1),
+                                        compute_dtype=self.calibration_dtype)
+            model = fresh.model
         folder = self.folder()
-        manifest = save_compressed(fresh.model, fresh.tokenizer, folder, report, base=fresh.record(),
+        manifest = save_compressed(model, fresh.tokenizer, folder, report, base=fresh.record(),
                                    storage=self.storage, overwrite=self.overwrite)
+        del model
         del fresh
         fingerprint = record = None
         if self.identify_output:  # the fingerprint of what evaluation will load, after the save/load round trip
