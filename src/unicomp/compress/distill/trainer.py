@@ -177,7 +177,7 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
                 out = student(input_ids=ids, use_cache=False, output_hidden_states=any(
                     t.kind == "hidden_mse" for t in config.losses))
                 teacher_out = None
-                if teacher is not None:
+                if needs_teacher:  # cross-entropy alone never reads the teacher
                     with torch.no_grad():
                         teacher_out = teacher(input_ids=ids, use_cache=False, output_hidden_states=any(
                             t.kind == "hidden_mse" for t in config.losses))
