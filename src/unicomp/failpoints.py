@@ -14,6 +14,7 @@ dictionary lookup. The points:
   evaluate.scored    a task's items are scored, the unit not yet stored
   store.commit       inside the transaction that stores a unit, before it commits
   distance.window    after each window of a distance-to-base unit
+  distill.step       after each optimizer step of a distillation (and its checkpoint, when one is due)
 """
 
 from __future__ import annotations

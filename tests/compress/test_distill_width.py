@@ -92,5 +92,7 @@ def test_bad_sizes_fail_with_one_clear_error():
         prune_width(teacher, _batches(), WidthConfig(hidden_size=256))  # a wider student
     with pytest.raises(UnicompError, match="not divisible by the head size 16"):
         prune_width(teacher, _batches(), WidthConfig(hidden_size=100))
+    with pytest.raises(UnicompError, match="not divisible by 6 attention heads"):
+        prune_width(teacher, _batches(), WidthConfig(hidden_size=64, num_attention_heads=6, num_key_value_heads=2))
     with pytest.raises(UnicompError, match="cannot be split over"):
         prune_width(teacher, _batches(), WidthConfig(num_attention_heads=6, num_key_value_heads=4))

@@ -70,3 +70,45 @@ def test_run_killed_at_four_points_keeps_every_finished_unit_once(tmp_path, tiny
                 ("evaluate", "piqa"), ("evaluate", "piqa")]
     assert units() == expected  # every unit exactly once
     assert store_rows(store, "SELECT status FROM runs ORDER BY created_at")[-1] == ("finished",)
+
+
+def test_a_distillation_killed_mid_training_resumes_from_its_checkpoint(tiny_model, tmp_path):
+    """SIGKILL after step 3 of 4 (checkpoints every 2 steps): the re-run picks up at step 2, and its
+    loss curve and student equal an uninterrupted run's; the training folder is gone afterwards."""
+    import json
+    from pathlib import Path
+
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    def config(name: str) -> Path:
+        raw = {"name": name, "model": str(tiny_model), "store": str(tmp_path / f"{name}.sqlite"),
+               "output_dir": str(tmp_path / name), "evaluation": {"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
+               "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
+               "variants": [{"name": "depth", "method": "minitron_depth", "options": {
+                   "drop_layers": 1, "keep_first_last": False, "data": {"n_samples": 4, "seq_len": 32},
+                   "train": {"steps": 4, "micro_batch_size": 2, "lr": 1e-3, "autocast": "off", "checkpoint_every": 2}}}]}
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    killed = unicomp("run", str(config("killed")), failpoint="distill.step:SIGKILL:3")
+    assert killed.returncode == -9
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    assert [p.name for p in checkpoints.iterdir() if p.name.endswith(".training")]  # the resumable state is there
+    resumed = unicomp("run", str(config("killed")))
+    clean = unicomp("run", str(config("clean")))
+    assert resumed.returncode == 0 and clean.returncode == 0, resumed.stderr[-2000:] + clean.stderr[-2000:]
+
+    def history_and_weights(name: str):
+        folder = next(p for p in (tmp_path / name / "checkpoints").iterdir() if p.is_dir() and not p.name.startswith("."))
+        manifest = json.loads((folder / "unicomp.json").read_text())
+        return manifest["report"]["extra"]["training"]["history"], load_file(str(folder / "model.safetensors"))
+
+    (a, wa), (b, wb) = history_and_weights("killed"), history_and_weights("clean")
+    assert [r["step"] for r in a] == [1, 2, 3, 4]
+    for x, y in zip(a, b):
+        assert abs(x["loss"] - y["loss"]) <= 1e-5 * max(1.0, abs(y["loss"]))
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wb)
+    assert not [p for p in checkpoints.iterdir() if p.name.endswith(".training")]

@@ -248,9 +248,12 @@ class CompressUnit(Unit):
             from unicomp.compress.apply import build_student
 
             label = f"distill {self.variant} (steps)" if self.checkpoints is not None else f"{self.method} steps"
+            target = self.folder()
+            training_dir = target.parent / f".{target.name}.training"  # resumable; removed once the student is saved
             with ctx.progress(label, max(1, method.total_steps())) as advance:
                 model, report = build_student(fresh.model, fresh.tokenizer, method, calibration, data_dir=ctx.data_dir,
-                                              on_step=lambda record: advance(1), status=ctx.status)
+                                              checkpoint_dir=training_dir, on_step=lambda record: advance(1),
+                                              status=ctx.status)
         else:
             label = f"compress {self.variant} (layers)" if self.checkpoints is not None else f"{self.method} layers"
             with ctx.progress(label, len(decoder_layers(fresh.model))) as advance:
@@ -262,6 +265,10 @@ class CompressUnit(Unit):
         manifest = save_compressed(model, fresh.tokenizer, folder, report, base=fresh.record(),
                                    storage=self.storage, overwrite=self.overwrite)
         del model
+        if getattr(method, "builds_student", False):
+            import shutil
+
+            shutil.rmtree(training_dir, ignore_errors=True)
         del fresh
         fingerprint = record = None
         if self.identify_output:  # the fingerprint of what evaluation will load, after the save/load round trip

@@ -5,6 +5,8 @@ Unlike layer-wise methods they return a new model: `build_student(teacher, token
 ...)`. The compression report's `extra["training"]` is the method's compute cost (steps, tokens
 seen, seconds, loss curve); its wall time and peak memory cover construction and training.
 `train: null` stops after construction (the "pruned, not trained" student of the paper's ablation).
+With a `checkpoint_dir` training checkpoints there every `train.checkpoint_every` steps and a killed
+build resumes from the last one (construction is deterministic, so it is simply redone).
 """
 
 from __future__ import annotations
@@ -75,22 +77,24 @@ class DistillMethod(Method):
         return 0 if self.config.train is None else self.config.train.steps
 
     def build_student(self, teacher: torch.nn.Module, tokenizer: Any, calibration: Any, *, data_dir: Any = None,
-                      on_step: Callable[[dict[str, Any]], None] = lambda record: None,
+                      checkpoint_dir: Any = None, on_step: Callable[[dict[str, Any]], None] = lambda record: None,
                       status: Callable[[str], None] = lambda s: None) -> tuple[torch.nn.Module, dict[str, Any]]:
         cfg = self.config
         samples = calibration.samples
         b = cfg.calibration_batch_size
         batches = [{"input_ids": torch.tensor(samples[i:i + b])} for i in range(0, len(samples), b)]
-        student, construction = self.construct(teacher, batches)
-        training = None
-        if cfg.train is not None:
+        text = None
+        if cfg.train is not None:  # built first: too little text fails before any construction work
             from unicomp.data.calibration import build_calibration
             from unicomp.evaluate.tasks.language_modelling import EVALUATION_TEXT
 
             text = build_calibration(cfg.data.model_dump(), tokenizer, forbidden=EVALUATION_TEXT, data_dir=data_dir)
+        student, construction = self.construct(teacher, batches)
+        training = None
+        if text is not None:
             status(f"training on {len(text.samples)} windows of {cfg.data.seq_len} tokens ({cfg.data.source})")
             with torch.inference_mode(False):
-                result = train(student, teacher, text.samples, cfg.train, on_step=on_step)
+                result = train(student, teacher, text.samples, cfg.train, checkpoint_dir=checkpoint_dir, on_step=on_step)
             training = {"steps": result["steps"], "tokens_seen": result["tokens_seen"], "seconds": result["seconds"],
                         "data": text.record, "loss_first": result["history"][0]["loss"],
                         "loss_last": result["history"][-1]["loss"],

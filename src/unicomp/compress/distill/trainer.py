@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from unicomp.compress.distill.losses import LossTerm, distillation_loss
 from unicomp.errors import UnicompError
+from unicomp.failpoints import failpoint
 
 CHECKPOINT = "trainer-state.pt"
 
@@ -48,7 +49,7 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     clip_grad_norm: float | None = Field(1.0, gt=0)
     autocast: str = Field("auto", pattern="^(auto|bf16|off)$")
-    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints (0: only at the end)")
+    checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: only at the end)")
     seed: int = 0
     losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kind="forward_kl")], min_length=1)
 
@@ -141,6 +142,9 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
     history: list[dict[str, Any]] = []
     start, tokens_seen, seconds = 0, 0, 0.0
     path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if path is not None and path.parent.is_dir():
+        for stale in path.parent.glob(f".tmp.*.{CHECKPOINT}"):  # a save killed half-way (ours: one trainer per dir)
+            stale.unlink(missing_ok=True)
     if path is not None and path.is_file():
         state = torch.load(path, map_location=device, weights_only=False)  # our own file, written below
         if state["fingerprint"] != config.fingerprint():
@@ -213,6 +217,7 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
         on_step(record)
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
             save(step + 1)
+        failpoint("distill.step")
     save(end)
     if distributed:
         torch.distributed.barrier()  # the checkpoint is whole before any process returns

@@ -63,6 +63,9 @@ def student_shape(teacher_config: Any, target: WidthConfig) -> dict[str, int]:
     if s["hidden_size"] % t["head_dim"]:
         raise UnicompError(f"hidden_size {s['hidden_size']} is not divisible by the head size {t['head_dim']}",
                            f"ask for a multiple of {t['head_dim']}")
+    if s["hidden_size"] % s["num_attention_heads"]:  # transformers validates this for Llama-family configs
+        raise UnicompError(f"hidden_size {s['hidden_size']} is not divisible by {s['num_attention_heads']} attention heads",
+                           "transformers requires it: ask for a hidden size that is a multiple of the head count")
     return s
 
 
@@ -183,7 +186,11 @@ def prune_width(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor
         else:
             raise UnicompError(f"width pruning does not know how to slice {key} of {name}",
                                "this architecture variant is not supported for width pruning yet")
-    config = model.config.__class__(**{**model.config.to_dict(), **s})
+    try:
+        config = model.config.__class__(**{**model.config.to_dict(), **s})
+    except ValueError as exc:  # the architecture's own validation
+        raise UnicompError(f"transformers refuses the student's config: {str(exc).splitlines()[0]}",
+                           "choose sizes the architecture accepts") from None
     student = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
     missing, unexpected = student.load_state_dict(new, strict=False)
     tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
