@@ -22,6 +22,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from unicomp.compress.distill.calibration_pass import run_hooked
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import anatomy_of, decoder_layers
 
@@ -49,7 +50,6 @@ def block_influence(model: torch.nn.Module, batches: Iterable[dict[str, torch.Te
     """Per layer: 1 - mean cosine(input, output) over the (attention-masked) calibration tokens."""
     layers = decoder_layers(model)
     sums = torch.zeros(len(layers), dtype=torch.float64)
-    count = 0
     mask_now: dict[str, torch.Tensor | None] = {"mask": None}
 
     def hook(index: int):
@@ -60,17 +60,7 @@ def block_influence(model: torch.nn.Module, batches: Iterable[dict[str, torch.Te
         return fn
 
     handles = [layer.register_forward_hook(hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
-    try:
-        for batch in batches:
-            mask = batch.get("attention_mask")
-            mask_now["mask"] = None if mask is None else mask.to(torch.float32)
-            count += int(batch["input_ids"].numel() if mask is None else mask.sum())
-            model(**batch)
-    finally:
-        for h in handles:
-            h.remove()
-    if count == 0:
-        raise UnicompError("no calibration tokens to rank layers on", "pass calibration batches with tokens")
+    count = run_hooked(model, batches, handles, mask_now, "layers")
     return [1.0 - float(s) / count for s in sums]
 
 

@@ -12,6 +12,7 @@ build resumes from the last one (construction is deterministic, so it is simply 
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from typing import Any, Callable, ClassVar
 
 import torch
@@ -69,9 +70,9 @@ class DistillMethod(Method):
         raise UnicompError(f"{self.name} builds a whole student model, not linear by linear",
                            "run it through unicomp compress / unicomp run")
 
+    @abstractmethod
     def construct(self, teacher: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> tuple[torch.nn.Module, dict]:
         """The untrained student and what construction did."""
-        raise NotImplementedError
 
     def total_steps(self) -> int:
         return 0 if self.config.train is None else self.config.train.steps

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from unicomp.compress.distill.calibration_pass import run_hooked
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import ANATOMIES, anatomy_of, decoder_layers
 
@@ -107,18 +108,7 @@ def width_importance(model: torch.nn.Module, batches: Iterable[dict[str, torch.T
             weight = getattr(module, "weight", None)
             if name.endswith("layernorm") and weight is not None and weight.numel() == shape["hidden_size"]:
                 handles.append(module.register_forward_hook(on_norm))
-    tokens = 0
-    try:
-        for batch in batches:
-            mask = batch.get("attention_mask")
-            state["mask"] = None if mask is None else mask.float()
-            tokens += int(batch["input_ids"].numel() if mask is None else mask.sum())
-            model(**batch)
-    finally:
-        for h in handles:
-            h.remove()
-    if tokens == 0:
-        raise UnicompError("no calibration tokens to rank channels on", "pass calibration batches with tokens")
+    tokens = run_hooked(model, batches, handles, state, "channels")
     return {"mlp": [m / tokens for m in mlp], "heads": [h / tokens for h in heads], "hidden": hidden / tokens}
 
 
