@@ -1,10 +1,13 @@
-"""Training throughput of a distillation student on this machine: tokens/s of the trainer with and
-without bf16 autocast, for SmolLM2-135M's Minitron depth student (half the layers) and its teacher.
+"""Training throughput of distillation students on this machine: tokens/s of the trainer for
+SmolLM2-135M's Minitron depth student (half the layers) with and without bf16 autocast, with the
+teacher running every micro-batch and with its cached top-k logits, and for a Low-Rank Clone
+student (half the width) with and without its activation alignment.
 
     UNICOMP_DATA_DIR=../shared/data python bench/distill_throughput.py --out bench/results/distill_throughput.json
 
 Each setting trains a fresh copy of the same student for --steps steps (after one warm-up step, not
-counted) on C4 windows; the teacher runs forward on every micro-batch (no cached logits).
+counted) on C4 windows. With cached logits the teacher's one pass over the windows is timed on its
+own (`cache_seconds`, `cache_tokens_per_s`): a run pays it once, however many passes it makes.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import argparse
 import copy
 import json
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,12 +32,15 @@ def main() -> None:
     ap.add_argument("--micro-batch-size", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--topk", type=int, default=64, help="cached teacher logits per token")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from unicomp.compress.distill.depth import DepthConfig, depth_prune
-    from unicomp.compress.distill.trainer import TrainConfig, train
+    from unicomp.compress.distill.losses import LossTerm
+    from unicomp.compress.distill.low_rank_clone import LowRankClone
+    from unicomp.compress.distill.trainer import CACHE, TrainConfig, teacher_topk_cache, train
     from unicomp.data.calibration import build_calibration
     from unicomp.models.loading import load_model
 
@@ -45,9 +53,23 @@ def main() -> None:
     with torch.no_grad():
         depth_prune(base_student, batches, DepthConfig(drop_layers=args.drop_layers))
     rows = []
-    for autocast in ("off", "bf16"):
-        student = copy.deepcopy(base_student)
-        cfg = TrainConfig(steps=args.steps + 1, micro_batch_size=args.micro_batch_size, lr=1e-4, autocast=autocast)
+    cache_dir = Path(tempfile.mkdtemp(prefix="distill-bench-"))
+    kl, aligned = [LossTerm(kind="forward_kl")], [LossTerm(kind="forward_kl"), LossTerm(kind="activation_mse")]
+    settings = [("depth", "off", None, kl), ("depth", "bf16", None, kl), ("depth", "bf16", args.topk, kl),
+                ("lrc", "bf16", None, aligned), ("lrc", "bf16", None, kl)]
+    for kind, autocast, topk, losses in settings:
+        student = copy.deepcopy(base_student) if kind == "depth" else LowRankClone(
+            teacher, teacher.config.hidden_size // 2, batches=batches)
+        cfg = TrainConfig(steps=args.steps + 1, micro_batch_size=args.micro_batch_size, lr=1e-4, autocast=autocast,
+                          teacher_topk=topk, losses=losses)
+        extra = {}
+        folder = None
+        if topk is not None:  # the teacher's one pass, timed on its own; train() then reads the file
+            folder = cache_dir / f"topk{topk}"
+            data = torch.tensor(text.samples)
+            _, _, cache_seconds = teacher_topk_cache(teacher, data, topk, args.micro_batch_size,
+                                                     torch.autocast("cpu", dtype=torch.bfloat16), folder / CACHE)
+            extra = {"cache_seconds": cache_seconds, "cache_tokens_per_s": data.numel() / cache_seconds}
         times: list[float] = []
         last = [time.perf_counter()]
 
@@ -56,15 +78,21 @@ def main() -> None:
             times.append(now - last[0])
             last[0] = now
 
-        train(student, teacher, text.samples, cfg, on_step=on_step)
+        train(student, teacher, text.samples, cfg, checkpoint_dir=folder, on_step=on_step)
         seconds = sum(times[1:])  # the first step warms up
         tokens = args.steps * args.micro_batch_size * args.seq_len
-        rows.append({"autocast": autocast, "steps": args.steps, "tokens": tokens, "seconds": seconds,
-                     "tokens_per_s": tokens / seconds})
-        print(f"autocast {autocast}: {tokens / seconds:.0f} tokens/s ({seconds:.1f} s for {tokens} tokens)", flush=True)
-    result = {"setup": {"model": args.model, "student": f"depth, {args.drop_layers} layers dropped",
+        row = {"student": kind, "autocast": autocast, "teacher": f"cached top-{topk}" if topk else "live",
+               "losses": [t.kind for t in losses], "steps": args.steps, "tokens": tokens, "seconds": seconds,
+               "tokens_per_s": tokens / seconds, **extra}
+        rows.append(row)
+        print(f"{kind} autocast {autocast}, teacher {row['teacher']}, {'+'.join(row['losses'])}: "
+              f"{tokens / seconds:.0f} tokens/s ({seconds:.1f} s for {tokens} tokens)"
+              + (f"; cache {extra['cache_tokens_per_s']:.0f} tokens/s" if extra else ""), flush=True)
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    result = {"setup": {"model": args.model, "students": {"depth": f"{args.drop_layers} layers dropped",
+                                                          "lrc": "half the hidden size, PCA start"},
                         "micro_batch_size": args.micro_batch_size, "seq_len": args.seq_len, "threads": args.threads,
-                        "teacher_logits": "teacher forward every micro-batch", "torch": torch.__version__,
+                        "topk": args.topk, "torch": torch.__version__,
                         "cpu": platform.processor() or platform.machine()}, "results": rows}
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2))

@@ -106,3 +106,36 @@ def test_bad_inputs_fail_with_one_clear_error():
         logit_loss("ce", s)
     with pytest.raises(UnicompError, match="at least one loss term"):
         distillation_loss([], s, s)
+
+
+@pytest.mark.parametrize("k", [V, 6])
+@pytest.mark.parametrize("chunk", [V, 8])
+def test_forward_kl_on_cached_top_k_equals_the_renormalised_formula(k, chunk):
+    """With k = V it is the full forward KL; with k < V it is KL(p_t restricted to its top k and
+    renormalised || p_s), written out with a scatter into the full vocabulary."""
+    teacher, t = _logits(1), 2.0
+    top = teacher.topk(k, dim=-1)
+    mask = torch.ones(B, S)
+    mask[1, 3:] = 0
+    a = _logits(2).requires_grad_()
+    got = logit_loss("forward_kl", a, None, mask=mask, temperature=t, chunk=chunk, teacher_topk=(top.values, top.indices))
+    got.backward()
+    b = _logits(2).requires_grad_()
+    sparse = torch.zeros(B, S, V).scatter(-1, top.indices, F.softmax(top.values / t, -1))
+    log_ps = F.log_softmax(b / t, -1)
+    row = (sparse * (sparse.clamp(min=1e-30).log() - log_ps)).sum(-1)
+    want = t**2 * (row * mask).sum() / mask.sum()
+    want.backward()
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    assert torch.allclose(a.grad, b.grad, atol=1e-6)
+    if k == V:
+        full = logit_loss("forward_kl", _logits(2), teacher, mask=mask, temperature=t)
+        assert got.item() == pytest.approx(full.item(), rel=1e-5)
+
+
+def test_only_forward_kl_takes_cached_teacher_logits():
+    top = _logits(1).topk(4, dim=-1)
+    with pytest.raises(UnicompError, match="whole distribution"):
+        logit_loss("reverse_kl", _logits(2), None, teacher_topk=(top.values, top.indices))
+    with pytest.raises(UnicompError, match="lrc method"):
+        distillation_loss([LossTerm(kind="activation_mse")], _logits(2), _logits(1))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+import torch
 import yaml
 from transformers import AutoConfig
 
@@ -62,3 +64,70 @@ def test_a_student_wider_than_its_teacher_is_refused_in_one_line(tiny_model, tmp
                    env={"UNICOMP_DATA_DIR": str(mirror)})
     assert_one_line_error(proc, "larger than the teacher's")
     assert not (tmp_path / "w").exists()
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|assistant|> {% endif %}")
+
+
+def test_the_three_stages_run_in_order_and_each_reports_its_cost(mirror):
+    """Teacher correction (on a copy: the run's base is untouched), depth pruning, distillation from
+    cached top-k teacher logits, then SFT on GSM8K train conversations: each stage's steps and tokens
+    are in the report and their sum is the method's training cost."""
+    import copy
+
+    from tiny_models import tiny_llama, tiny_tokenizer
+
+    from unicomp.compress.apply import build_student
+    from unicomp.compress.registry import make_method
+    from unicomp.data.calibration import build_calibration
+
+    teacher = tiny_llama()
+    before = copy.deepcopy(teacher.state_dict())
+    tokenizer = copy.deepcopy(tiny_tokenizer())
+    tokenizer.chat_template = CHAT_TEMPLATE
+    calibration = build_calibration({"source": "c4", "n_samples": 2, "seq_len": 32}, tokenizer, data_dir=mirror)
+    method = make_method("minitron_depth", {
+        "drop_layers": 1, "keep_first_last": False, "data": DATA,
+        "teacher_correction": {"steps": 2, "micro_batch_size": 2, "autocast": "off"},
+        "train": {**TRAIN, "teacher_topk": 16},
+        "sft": {"data": {"n_samples": 4, "seq_len": 96}, "train": {**TRAIN, "losses": [{"kind": "ce"}]}}})
+    assert method.total_steps() == 6
+    student, report = build_student(teacher, tokenizer, method, calibration, data_dir=mirror)
+    stages = report.extra["stages"]
+    assert list(stages) == ["teacher_correction", "distill", "sft"]
+    assert [s["steps"] for s in stages.values()] == [2, 2, 2]
+    assert stages["sft"]["data"]["provenance"]["dataset_id"] == "openai/gsm8k"
+    assert stages["sft"]["data"]["provenance"]["split"] == "train"
+    assert report.summary["train_steps"] == 6 and report.summary["train_tokens"] == 2 * 2 * 32 * 2 + 2 * 2 * 96
+    assert student.config.num_hidden_layers == 1
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+
+
+def test_stage_configs_that_cannot_work_are_refused():
+    from unicomp.compress.registry import make_method
+    from unicomp.errors import UnicompError
+
+    for bad, problem in (({"teacher_correction": {"steps": 2, "losses": [{"kind": "forward_kl"}]}}, "on the data alone"),
+                         ({"sft": {"train": {"steps": 2, "losses": [{"kind": "jsd"}]}}}, "on the data alone"),
+                         ({"train": {"steps": 2, "teacher_topk": 8, "losses": [{"kind": "reverse_kl"}]}}, "cached top-k")):
+        with pytest.raises(UnicompError, match=problem):
+            make_method("minitron_depth", {"drop_layers": 1, **bad})
+
+
+def test_a_low_rank_clone_is_trained_materialised_and_evaluated_in_a_run(tiny_model, tmp_path, mirror):
+    raw = {"name": "lrc", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"),
+           "output_dir": str(tmp_path / "out"), "evaluation": {"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
+           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
+           "variants": [{"name": "lrc-32", "method": "lrc",
+                         "options": {"hidden_size": 32, "data": DATA, "train": {
+                             **TRAIN, "losses": [{"kind": "forward_kl"}, {"kind": "activation_mse"}]}}}]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = run_experiment(load_config(path))
+    assert {r["model"] for r in result["rows"]} == {"base", "lrc-32"}
+    unit = next(u for u in result["export"]["units"] if u["category"] == "compression")
+    report = unit["data"]["report"]
+    assert set(report["extra"]["training"]["history"][0]["parts"]) == {"forward_kl", "activation_mse"}
+    config = AutoConfig.from_pretrained(unit["data"]["checkpoint"])
+    assert config.hidden_size == 32 and not config.tie_word_embeddings

@@ -100,3 +100,42 @@ def test_two_gloo_processes_under_torchrun_equal_one_process_with_the_same_globa
     assert ddp["losses"] == pytest.approx([r["loss"] for r in single["history"]], rel=1e-5)
     for name, value in student.state_dict().items():
         assert torch.allclose(ddp["state"][name], value, atol=1e-5), name
+
+
+def test_cached_top_k_teacher_logits_train_like_the_live_teacher_and_are_reused_on_resume(tmp_path):
+    """k = vocabulary: the cached run is the live-teacher run (the teacher ran once, not every step)."""
+    teacher, student = tiny_llama(seed=0), tiny_llama(seed=1)
+    kl = [LossTerm(kind="forward_kl", temperature=2.0)]
+    live = train(copy.deepcopy(student), teacher, _samples(), _config(losses=kl))
+    vocab = teacher.config.vocab_size
+    cached = train(copy.deepcopy(student), teacher, _samples(), _config(losses=kl, teacher_topk=vocab),
+                   checkpoint_dir=tmp_path, stop_after=3)
+    assert (tmp_path / "teacher-topk.pt").is_file()
+    calls = []
+    handle = teacher.register_forward_hook(lambda *a: calls.append(1))
+    resumed = train(copy.deepcopy(student), teacher, _samples(), _config(losses=kl, teacher_topk=vocab),
+                    checkpoint_dir=tmp_path)
+    handle.remove()
+    assert calls == [] and cached["steps"] == 3  # the resumed run read the cache: the teacher never ran
+    for a, b in zip(live["history"], resumed["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def test_cached_logits_refuse_terms_that_need_the_whole_teacher():
+    with pytest.raises(UnicompError, match="cannot use cached top-k"):
+        _config(teacher_topk=8, losses=[LossTerm(kind="jsd")])
+
+
+def test_a_loss_mask_counts_only_the_masked_in_tokens():
+    """One step's loss is cross-entropy over exactly the tokens the mask keeps (the next token of
+    position j counts when mask[j + 1] is 1), computed here with torch directly."""
+    student = tiny_llama(seed=1)
+    samples = _samples(n=2, length=10)
+    mask = [[0] * 4 + [1] * 6, [0] * 7 + [1] * 2 + [0]]
+    config = _config(steps=1, grad_accum=1, losses=[LossTerm(kind="ce")], clip_grad_norm=None)
+    with torch.no_grad():
+        logits = student(input_ids=torch.tensor(samples)).logits
+    ids, keep = torch.tensor(samples), torch.tensor(mask, dtype=torch.bool)
+    want = torch.nn.functional.cross_entropy(logits[:, :-1][keep[:, 1:]], ids[:, 1:][keep[:, 1:]])
+    out = train(student, None, samples, config, loss_mask=mask)
+    assert out["history"][0]["loss"] == pytest.approx(want.item(), rel=1e-5)

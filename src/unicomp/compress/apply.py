@@ -66,9 +66,11 @@ def build_student(teacher: torch.nn.Module, tokenizer, method: Method, calibrati
                                               checkpoint_dir=checkpoint_dir, on_step=on_step, status=status)
     summary = {"student_parameters": extra["student_parameters"], "teacher_parameters": extra["teacher_parameters"],
                "parameter_ratio": extra["student_parameters"] / extra["teacher_parameters"]}
-    if extra.get("training"):
-        summary.update({"train_steps": extra["training"]["steps"], "train_tokens": extra["training"]["tokens_seen"],
-                        "train_seconds": extra["training"]["seconds"]})
+    stages = [stage for stage in (extra.get("stages") or {}).values() if stage]
+    if stages:  # every training stage's cost (teacher correction, distillation, fine-tuning) counts
+        summary.update({"train_steps": sum(s["steps"] for s in stages),
+                        "train_tokens": sum(s["tokens_seen"] for s in stages),
+                        "train_seconds": sum(s["seconds"] for s in stages)})
     return student, CompressionReport(
         method=method.name, config=method.config.model_dump(), per_layer={}, summary=summary,
         wall_seconds=peak.seconds, peak_memory_bytes=peak.value, peak_memory_kind=peak.kind,

@@ -15,9 +15,13 @@ p_t = softmax(z_t / T), and token weights w (a mask; the mean is over weighted t
 - JSD(beta)    T^2 [beta KL(p_t || m) + (1-beta) KL(p_s || m)], m = beta p_t + (1-beta) p_s
                (generalised JSD, as in GKD, Agarwal et al. 2024),  d/du = p_s (g - <p_s, g>), g = (1-beta) log(p_s / m)
 - cross-entropy on the data labels (T = 1; label -100 ignored): d/dz = p_s - onehot
+- forward KL on cached top-k teacher logits: p_t is the softmax of the k kept logits / T (the
+  teacher renormalised on its top k, as sparse-logit KD caches do), d/du = p_s - p_t scattered on
+  the k entries; with k = V it is the forward KL above
 
 and d/dz_s = d/du / T. The T^2 factor keeps gradient magnitudes comparable across temperatures
-(Hinton et al. 2015). Hidden-state MSE is ordinary autograd: it has no vocabulary.
+(Hinton et al. 2015). Hidden-state MSE and activation alignment (Low-Rank Clone's, computed by the
+student itself) are ordinary autograd: they have no vocabulary.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class LossTerm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["forward_kl", "reverse_kl", "jsd", "ce", "hidden_mse"]
+    kind: Literal["forward_kl", "reverse_kl", "jsd", "ce", "hidden_mse", "activation_mse"]
     weight: float = Field(1.0, ge=0)
     temperature: float = Field(1.0, gt=0)
     beta: float = Field(0.5, gt=0, lt=1)  # JSD's mixing weight of the teacher
@@ -49,6 +53,24 @@ def _lse(logits: torch.Tensor, scale: float, chunk: int) -> torch.Tensor:
     """Row-wise logsumexp of logits / scale, [N] fp32, one vocabulary chunk at a time."""
     parts = [torch.logsumexp(logits[:, i:i + chunk].float() / scale, dim=-1) for i in range(0, logits.shape[-1], chunk)]
     return torch.logsumexp(torch.stack(parts), dim=0)
+
+
+def _topk_forward_kl(z_s: torch.Tensor, values: torch.Tensor, index: torch.Tensor, t: float, chunk: int,
+                     row_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward KL against a teacher known only on its top-k logits `values` at `index` ([N, k])."""
+    lse_s = _lse(z_s, t, chunk)
+    log_pt = torch.log_softmax(values.float() / t, dim=-1)
+    pt = log_pt.exp()
+    log_ps = z_s.gather(1, index).float() / t - lse_s[:, None]
+    loss = (pt * (log_pt - log_ps)).sum(-1)
+    grad = torch.empty_like(z_s)
+    for i in range(0, z_s.shape[1], chunk):
+        g = (z_s[:, i:i + chunk].float() / t - lse_s[:, None]).exp()
+        local = index - i
+        inside = (local >= 0) & (local < g.shape[1])
+        g.scatter_add_(1, local.clamp(0, g.shape[1] - 1), torch.where(inside, -pt, 0.0))
+        grad[:, i:i + chunk] = g * (row_scale / t)[:, None]
+    return loss, grad
 
 
 def _row_loss_and_grad(kind: str, z_s: torch.Tensor, z_t: torch.Tensor | None, labels: torch.Tensor | None,
@@ -114,26 +136,31 @@ def _row_loss_and_grad(kind: str, z_s: torch.Tensor, z_t: torch.Tensor | None, l
 
 class _ChunkedLogitLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, z_s, z_t, labels, weights, kind, temperature, beta, chunk):  # noqa: ANN001, ANN205
+    def forward(ctx, z_s, z_t, labels, weights, kind, temperature, beta, chunk, topk=None):  # noqa: ANN001, ANN205
         scale = (1.0 if kind == "ce" else temperature**2) / weights.sum().clamp(min=1e-12)
-        row_loss, grad = _row_loss_and_grad(kind, z_s.detach(), None if z_t is None else z_t.detach(), labels,
-                                            temperature, beta, chunk, weights * scale)
+        if topk is not None:
+            row_loss, grad = _topk_forward_kl(z_s.detach(), topk[0], topk[1], temperature, chunk, weights * scale)
+        else:
+            row_loss, grad = _row_loss_and_grad(kind, z_s.detach(), None if z_t is None else z_t.detach(), labels,
+                                                temperature, beta, chunk, weights * scale)
         ctx.save_for_backward(grad)
         return (row_loss * weights).sum() * scale
 
     @staticmethod
     def backward(ctx, grad_output):  # noqa: ANN001, ANN205
         (grad,) = ctx.saved_tensors
-        return grad * grad_output.to(grad.dtype), None, None, None, None, None, None, None
+        return grad * grad_output.to(grad.dtype), None, None, None, None, None, None, None, None
 
 
 def logit_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor | None = None, *,
                labels: torch.Tensor | None = None, mask: torch.Tensor | None = None, temperature: float = 1.0,
-               beta: float = 0.5, chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+               beta: float = 0.5, chunk: int = DEFAULT_CHUNK,
+               teacher_topk: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Mean over (masked) tokens of one logit loss; logits [..., V], mask/labels [...].
 
     `kind` is one of forward_kl, reverse_kl, jsd (these need `teacher`) or ce (needs `labels`; its
-    ignored labels count as masked tokens)."""
+    ignored labels count as masked tokens). forward_kl also takes the teacher as cached top-k logits
+    instead: `teacher_topk` = (values, indices), each [..., k]."""
     if kind not in LOGIT_LOSSES:
         raise UnicompError(f"unknown logit loss {kind!r}", f"use one of {', '.join(LOGIT_LOSSES)}")
     v = student.shape[-1]
@@ -143,6 +170,18 @@ def logit_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor | None = 
         if labels is None:
             raise UnicompError("cross-entropy needs the data's labels", "pass labels= (token ids, -100 to ignore)")
         labels = labels.reshape(-1).to(z_s.device)
+    elif teacher_topk is not None and teacher is None:
+        if kind != "forward_kl":
+            raise UnicompError(f"{kind} needs the teacher's whole distribution, and only its top-k logits are cached",
+                               "use forward_kl with cached teacher logits, or turn the cache off (teacher_topk: null)")
+        values, index = teacher_topk
+        if values.shape[:-1] != student.shape[:-1] or index.shape != values.shape:
+            raise UnicompError(f"cached teacher logits {tuple(values.shape)} do not match the student's {tuple(student.shape)}",
+                               "rebuild the cache for this data")
+        weights = torch.ones(z_s.shape[0], device=z_s.device) if mask is None else mask.reshape(-1).float().to(z_s.device)
+        k = values.shape[-1]
+        return _ChunkedLogitLoss.apply(z_s, None, None, weights, kind, float(temperature), float(beta), int(chunk),
+                                       (values.reshape(-1, k).to(z_s.device), index.reshape(-1, k).to(z_s.device).long()))
     else:
         labels = None  # the KL terms are on the teacher's distribution; padding is the mask's job
         if teacher is None or teacher.shape != student.shape:
@@ -172,8 +211,12 @@ def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor 
 def distillation_loss(terms: list[LossTerm], student_logits: torch.Tensor, teacher_logits: torch.Tensor | None = None,
                       *, labels: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                       student_hidden: torch.Tensor | None = None, teacher_hidden: torch.Tensor | None = None,
+                      teacher_topk: tuple[torch.Tensor, torch.Tensor] | None = None,
+                      alignment: torch.Tensor | None = None,
                       chunk: int = DEFAULT_CHUNK) -> tuple[torch.Tensor, dict[str, float]]:
-    """The weighted sum of `terms`, and each term's value (for the progress bar and the log)."""
+    """The weighted sum of `terms`, and each term's value (for the progress bar and the log).
+
+    `alignment` is the student's own activation-alignment loss (Low-Rank Clone), for activation_mse."""
     if not terms:
         raise UnicompError("a distillation objective needs at least one loss term", "e.g. [{kind: forward_kl}]")
     total = student_logits.new_zeros((), dtype=torch.float32)
@@ -185,9 +228,15 @@ def distillation_loss(terms: list[LossTerm], student_logits: torch.Tensor, teach
             if student_hidden is None or teacher_hidden is None:
                 raise UnicompError("hidden_mse needs student and teacher hidden states", "run both with output_hidden_states")
             value = hidden_mse(student_hidden, teacher_hidden, mask)
+        elif term.kind == "activation_mse":
+            if alignment is None:
+                raise UnicompError("activation_mse needs a student that aligns its activations with the teacher's",
+                                   "use it with the lrc method (Low-Rank Clone), or drop the term")
+            value = alignment
         else:
             value = logit_loss(term.kind, student_logits, teacher_logits, labels=labels, mask=mask,
-                               temperature=term.temperature, beta=term.beta, chunk=chunk)
+                               temperature=term.temperature, beta=term.beta, chunk=chunk,
+                               teacher_topk=teacher_topk if term.kind == "forward_kl" else None)
         total = total + term.weight * value
         parts[term.kind] = float(value.detach())
     return total, parts

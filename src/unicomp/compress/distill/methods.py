@@ -2,24 +2,36 @@
 calibration data, then trains it on the teacher's logits over its own token windows.
 
 Unlike layer-wise methods they return a new model: `build_student(teacher, tokenizer, calibration,
-...)`. The compression report's `extra["training"]` is the method's compute cost (steps, tokens
-seen, seconds, loss curve); its wall time and peak memory cover construction and training.
-`train: null` stops after construction (the "pruned, not trained" student of the paper's ablation).
-With a `checkpoint_dir` training checkpoints there every `train.checkpoint_every` steps and a killed
-build resumes from the last one (construction is deterministic, so it is simply redone).
+...)`. The stages, in the paper's order (Minitron, Sreenivas et al. 2024), each optional but the
+construction:
+1. `teacher_correction`: fine-tune a copy of the teacher on the training text with cross-entropy
+   (the original pre-training data is unavailable; the corrected teacher ranks and teaches);
+2. construction: prune (Minitron depth / width) or clone (Low-Rank Clone);
+3. `train`: distil on the teacher's logits (`train: null` stops after construction: the "pruned,
+   not trained" student of the paper's ablation);
+4. `sft`: supervised fine-tuning on a chat dataset, the loss on the assistant's tokens only.
+The compression report's `extra["stages"]` holds each stage's compute cost (steps, tokens seen,
+seconds, loss curve), `extra["training"]` the distillation stage's; the report's wall time and peak
+memory cover all of them. With a `checkpoint_dir` each stage checkpoints there (the distillation
+stage at its root, the others in subfolders) every `checkpoint_every` steps, and a killed build
+resumes from the last checkpoint (construction is deterministic, so it is simply redone).
 """
 
 from __future__ import annotations
 
 import copy
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from unicomp.compress.base import Method, MethodConfig
 from unicomp.compress.distill.depth import DepthConfig, depth_prune
+from unicomp.compress.distill.losses import LossTerm
+from unicomp.compress.distill.low_rank_clone import LowRankClone
+from unicomp.compress.distill.sft_data import ChatData, build_chat_samples
 from unicomp.compress.distill.trainer import TrainConfig, train
 from unicomp.compress.distill.width import WidthConfig, prune_width
 from unicomp.compress.registry import register
@@ -41,16 +53,60 @@ def _default_train() -> TrainConfig:
     return TrainConfig(steps=100, micro_batch_size=4, grad_accum=2, lr=1e-4, warmup_steps=10)
 
 
+def _ce_only(config: TrainConfig | None, stage: str) -> TrainConfig | None:
+    if config is not None and any(t.kind != "ce" for t in config.losses):
+        raise UnicompError(f"{stage} trains on the data alone, but its losses are "
+                           f"{[t.kind for t in config.losses]}", "give it losses: [{kind: ce}] (the default)")
+    return config
+
+
+class SftStage(BaseModel):
+    """Supervised fine-tuning of the student on a chat dataset (cross-entropy on the assistant's tokens)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: ChatData = Field(default_factory=ChatData)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+        steps=50, micro_batch_size=4, lr=5e-5, warmup_steps=5, losses=[LossTerm(kind="ce")]))
+
+    @field_validator("train")
+    @classmethod
+    def _ce(cls, value: TrainConfig) -> TrainConfig:
+        return _ce_only(value, "sft")
+
+
 class DistillConfig(MethodConfig):
+    teacher_correction: TrainConfig | None = None
     train: TrainConfig | None = Field(default_factory=_default_train)
     data: TrainingText = Field(default_factory=TrainingText)
+    sft: SftStage | None = None
     calibration_batch_size: int = Field(4, gt=0)
+
+    @field_validator("teacher_correction", mode="before")
+    @classmethod
+    def _correction_defaults(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # cross-entropy unless said otherwise (it is the only valid choice)
+            value = {"losses": [{"kind": "ce"}], **value}
+        return value
+
+    @field_validator("teacher_correction")
+    @classmethod
+    def _correction_ce(cls, value: TrainConfig | None) -> TrainConfig | None:
+        return _ce_only(value, "teacher_correction")
 
 
 class MinitronDepthConfig(DistillConfig):
     drop_layers: int = Field(ge=0)
     importance: str = Field("block_influence", pattern="^(block_influence|loss)$")
     keep_first_last: bool = True
+
+
+class LowRankCloneConfig(DistillConfig):
+    hidden_size: int = Field(gt=0)
+    init: str = Field("pca", pattern="^(pca|random)$")
+    train: TrainConfig | None = Field(default_factory=lambda: TrainConfig(
+        steps=100, micro_batch_size=4, grad_accum=2, lr=1e-4, warmup_steps=10,  # 3e-4 diverges on SmolLM2
+        losses=[LossTerm(kind="forward_kl"), LossTerm(kind="activation_mse")]))
 
 
 class MinitronWidthConfig(DistillConfig):
@@ -74,8 +130,14 @@ class DistillMethod(Method):
     def construct(self, teacher: torch.nn.Module, batches: list[dict[str, torch.Tensor]]) -> tuple[torch.nn.Module, dict]:
         """The untrained student and what construction did."""
 
+    def finish(self, student: torch.nn.Module) -> torch.nn.Module:
+        """The trained student as a plain model (the identity, but for students trained through a proxy)."""
+        return student
+
     def total_steps(self) -> int:
-        return 0 if self.config.train is None else self.config.train.steps
+        cfg = self.config
+        stages = (cfg.teacher_correction, cfg.train, None if cfg.sft is None else cfg.sft.train)
+        return sum(stage.steps for stage in stages if stage is not None)
 
     def build_student(self, teacher: torch.nn.Module, tokenizer: Any, calibration: Any, *, data_dir: Any = None,
                       checkpoint_dir: Any = None, on_step: Callable[[dict[str, Any]], None] = lambda record: None,
@@ -84,26 +146,51 @@ class DistillMethod(Method):
         samples = calibration.samples
         b = cfg.calibration_batch_size
         batches = [{"input_ids": torch.tensor(samples[i:i + b])} for i in range(0, len(samples), b)]
-        text = None
-        if cfg.train is not None:  # built first: too little text fails before any construction work
+        text = chat = None
+        # data first: too little text fails before any construction or training work
+        if cfg.train is not None or cfg.teacher_correction is not None:
             from unicomp.data.calibration import build_calibration
             from unicomp.evaluate.tasks.language_modelling import EVALUATION_TEXT
 
             text = build_calibration(cfg.data.model_dump(), tokenizer, forbidden=EVALUATION_TEXT, data_dir=data_dir)
+        if cfg.sft is not None:
+            chat = build_chat_samples(cfg.sft.data, tokenizer, data_dir=data_dir)
+        folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+        stages: dict[str, Any] = {}
+        teacher_parameters = sum(p.numel() for p in teacher.parameters())
+        if cfg.teacher_correction is not None:
+            status(f"teacher correction on {len(text.samples)} windows of {cfg.data.seq_len} tokens")
+            teacher = copy.deepcopy(teacher)  # the run's base model stays as it was
+            stages["teacher_correction"] = _stage(teacher, None, text.samples, None, cfg.teacher_correction,
+                                                  None if folder is None else folder / "teacher_correction",
+                                                  on_step, text.record)
+            teacher.eval()
         student, construction = self.construct(teacher, batches)
-        training = None
-        if text is not None:
-            status(f"training on {len(text.samples)} windows of {cfg.data.seq_len} tokens ({cfg.data.source})")
-            with torch.inference_mode(False):
-                result = train(student, teacher, text.samples, cfg.train, checkpoint_dir=checkpoint_dir, on_step=on_step)
-            training = {"steps": result["steps"], "tokens_seen": result["tokens_seen"], "seconds": result["seconds"],
-                        "data": text.record, "loss_first": result["history"][0]["loss"],
-                        "loss_last": result["history"][-1]["loss"],
-                        "history": [{"step": r["step"], "loss": r["loss"], "parts": r["parts"]} for r in result["history"]]}
+        if cfg.train is not None:
+            status(f"distilling on {len(text.samples)} windows of {cfg.data.seq_len} tokens ({cfg.data.source})")
+            stages["distill"] = _stage(student, teacher, text.samples, None, cfg.train, folder, on_step, text.record)
+        student = self.finish(student)
+        if chat is not None:
+            status(f"supervised fine-tuning on {len(chat.samples)} conversations ({cfg.sft.data.dataset})")
+            stages["sft"] = _stage(student, None, chat.samples, chat.loss_mask, cfg.sft.train,
+                                   None if folder is None else folder / "sft", on_step, chat.record)
         student.eval()
         parameters = sum(p.numel() for p in student.parameters())
-        return student, {"construction": construction, "training": training, "student_parameters": parameters,
-                         "teacher_parameters": sum(p.numel() for p in teacher.parameters())}
+        return student, {"construction": construction, "training": stages.get("distill"), "stages": stages,
+                         "student_parameters": parameters, "teacher_parameters": teacher_parameters}
+
+
+def _stage(model: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]],
+           loss_mask: list[list[int]] | None, config: TrainConfig, checkpoint_dir: Path | None,
+           on_step: Callable[[dict[str, Any]], None], data_record: dict[str, Any]) -> dict[str, Any]:
+    """Train one stage and return its compute cost and loss curve."""
+    with torch.inference_mode(False):
+        result = train(model, teacher, samples, config, loss_mask=loss_mask, checkpoint_dir=checkpoint_dir,
+                       on_step=on_step)
+    history = result["history"]
+    return {"steps": result["steps"], "tokens_seen": result["tokens_seen"], "seconds": result["seconds"],
+            "data": data_record, "loss_first": history[0]["loss"], "loss_last": history[-1]["loss"],
+            "history": [{"step": r["step"], "loss": r["loss"], "parts": r["parts"]} for r in history]}
 
 
 @register
@@ -137,3 +224,22 @@ class MinitronWidth(DistillMethod):
                              num_attention_heads=cfg.num_attention_heads, num_key_value_heads=cfg.num_key_value_heads)
         student, report = prune_width(teacher, batches, target)
         return student, {k: v for k, v in report.items() if k in ("teacher", "student")}
+
+
+@register
+class Lrc(DistillMethod):
+    """Low-Rank Clone: learned projections of the teacher's weights into a narrower residual stream,
+    trained on logits and projected activations, then materialised (compress/distill/low_rank_clone.py)."""
+
+    name: ClassVar[str] = "lrc"
+    Config: ClassVar[type[MethodConfig]] = LowRankCloneConfig
+    summary_line: ClassVar[str] = "learned low-rank projections of the teacher's weights, trained on logits and activations"
+
+    def construct(self, teacher, batches):  # noqa: ANN001, ANN201
+        cfg = self.config
+        clone = LowRankClone(teacher, cfg.hidden_size, init=cfg.init, batches=batches, seed=0)
+        return clone, {"teacher_hidden_size": teacher.config.hidden_size, "student_hidden_size": cfg.hidden_size,
+                       "init": cfg.init, "trainable_parameters": sum(p.numel() for p in clone.parameters())}
+
+    def finish(self, student):  # noqa: ANN001, ANN201
+        return student.materialise()

@@ -11,6 +11,16 @@ the optimizer, the scheduler, the step and every RNG state, written atomically. 
 after step k and resumed produces the same steps k+1.. as a run that was never interrupted (to fp
 reproducibility of the kernels). A checkpoint records a fingerprint of the training config and
 refuses to resume a different one.
+
+Cached teacher logits (`teacher_topk: k`): the teacher runs once over every window before training,
+and its top-k logits per token (values fp32, indices int32) are kept, on disk beside the checkpoint
+when there is a checkpoint folder (keyed by the windows' hash and k, so a resumed run reuses it).
+Each step then reads them instead of running the teacher: worth it when training passes over the
+windows more than once, or when the teacher is much larger than the student. Only forward KL can
+use them (the other terms need the teacher's whole distribution or its hidden states).
+
+Students with their own alignment loss (Low-Rank Clone) expose `watching(teacher)`, a context in
+which they hook the teacher's activations, and `alignment_loss()`, read by the activation_mse term.
 """
 
 from __future__ import annotations
@@ -24,17 +34,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from unicomp.compress.distill.losses import LossTerm, distillation_loss
 from unicomp.errors import UnicompError
 from unicomp.failpoints import failpoint
 
 CHECKPOINT = "trainer-state.pt"
+_NEEDS_FULL_TEACHER = ("reverse_kl", "jsd", "hidden_mse", "activation_mse")  # cached top-k logits cannot serve
 
 
 class TrainConfig(BaseModel):
@@ -50,8 +62,17 @@ class TrainConfig(BaseModel):
     clip_grad_norm: float | None = Field(1.0, gt=0)
     autocast: str = Field("auto", pattern="^(auto|bf16|off)$")
     checkpoint_every: int = Field(25, ge=0, description="steps between checkpoints (0: only at the end)")
+    teacher_topk: int | None = Field(None, gt=0, description="cache the teacher's top-k logits once (forward_kl only)")
     seed: int = 0
     losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kind="forward_kl")], min_length=1)
+
+    @model_validator(mode="after")
+    def _cache_needs_forward_kl(self) -> "TrainConfig":
+        full = [t.kind for t in self.losses if t.kind in _NEEDS_FULL_TEACHER]
+        if self.teacher_topk is not None and full:
+            raise UnicompError(f"{', '.join(full)} cannot use cached top-k teacher logits",
+                               "train with forward_kl (and ce) only, or set teacher_topk: null")
+        return self
 
     def fingerprint(self) -> str:
         """What must match for a checkpoint to be resumed (everything but the checkpoint cadence)."""
@@ -116,21 +137,64 @@ def _save_atomic(obj: Any, path: Path) -> None:
         raise
 
 
+CACHE = "teacher-topk.pt"
+
+
+def _check(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]],
+           loss_mask: list[list[int]] | None, config: TrainConfig) -> None:
+    if not samples or len({len(s) for s in samples}) != 1:
+        raise UnicompError("training needs token windows of one length", "build them with the calibration builder")
+    if loss_mask is not None and [len(m) for m in loss_mask] != [len(s) for s in samples]:
+        raise UnicompError("the loss mask does not match the token windows", "give one 0/1 entry per token")
+    if any(t.kind != "ce" for t in config.losses) and teacher is None:
+        raise UnicompError("the loss terms need a teacher's logits but no teacher was given",
+                           "pass the teacher, or train with losses: [{kind: ce}] only")
+    if any(t.kind == "activation_mse" for t in config.losses) and not hasattr(student, "alignment_loss"):
+        raise UnicompError("activation_mse needs a student that aligns its activations with the teacher's",
+                           "use it with the lrc method (Low-Rank Clone), or drop the term")
+
+
+@torch.no_grad()
+def teacher_topk_cache(teacher: torch.nn.Module, data: torch.Tensor, k: int, batch_size: int, autocast: Any,
+                       path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The teacher's top-k logits for every window ([n, seq, k] values fp32 and indices int32), and the
+    seconds spent computing them (0 when read back from `path`)."""
+    key = {"k": k, "data": hashlib.sha256(data.numpy().tobytes()).hexdigest()}
+    if path is not None and path.is_file():
+        cached = torch.load(path, weights_only=True)  # tensors and strings only
+        if cached.get("key") == key:
+            return cached["values"], cached["indices"], 0.0
+    device = next(teacher.parameters()).device
+    began = time.perf_counter()
+    values, indices = [], []
+    for i in range(0, len(data), batch_size):
+        with autocast:
+            logits = teacher(input_ids=data[i:i + batch_size].to(device), use_cache=False).logits
+        top = logits.float().topk(k, dim=-1)
+        values.append(top.values.cpu())
+        indices.append(top.indices.to(torch.int32).cpu())
+    out = torch.cat(values), torch.cat(indices)
+    seconds = time.perf_counter() - began
+    if path is not None:
+        _save_atomic({"key": key, "values": out[0], "indices": out[1]}, path)
+    return out[0], out[1], seconds
+
+
 def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]], config: TrainConfig, *,
-          checkpoint_dir: str | Path | None = None, stop_after: int | None = None,
+          loss_mask: list[list[int]] | None = None, checkpoint_dir: str | Path | None = None,
+          stop_after: int | None = None,
           on_step: Callable[[dict[str, Any]], None] = lambda record: None) -> dict[str, Any]:
     """Train `student` in place on `samples` (equal-length token windows); returns the loss curve and cost.
 
+    `loss_mask`: per token, 1 where predicting that token counts (e.g. a chat's assistant turns), 0
+    where it does not (the prompt, padding); None counts every token after the first.
     `stop_after`: return after this many steps in total (as if killed there; the checkpoint holds them).
     """
-    if not samples or len({len(s) for s in samples}) != 1:
-        raise UnicompError("training needs token windows of one length", "build them with the calibration builder")
+    _check(student, teacher, samples, loss_mask, config)
     needs_teacher = any(t.kind != "ce" for t in config.losses)
-    if needs_teacher and teacher is None:
-        raise UnicompError("the loss terms need a teacher's logits but no teacher was given",
-                           "pass the teacher, or train with losses: [{kind: ce}] only")
     device = next(student.parameters()).device
     data = torch.tensor(samples, dtype=torch.long)
+    target_mask = None if loss_mask is None else torch.tensor(loss_mask, dtype=torch.bool)
     distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
     world = torch.distributed.get_world_size() if distributed else 1
     rank = torch.distributed.get_rank() if distributed else 0
@@ -167,60 +231,113 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
                           "rng": _rng_state(), "history": history, "tokens_seen": tokens_seen,
                           "seconds": seconds}, path)
 
+    cache = None
+    end = config.steps if stop_after is None else min(config.steps, stop_after)
+    if needs_teacher and config.teacher_topk is not None and start < end:
+        values, indices, cache_seconds = teacher_topk_cache(
+            teacher, data, config.teacher_topk, config.micro_batch_size, _autocast(config, device),
+            None if path is None or rank != 0 else path.parent / CACHE)
+        cache = (values, indices)
+        seconds += cache_seconds  # the teacher's one pass is part of the training's cost
     student.train()
     if teacher is not None:
         teacher.eval()
-    end = config.steps if stop_after is None else min(config.steps, stop_after)
-    for step in range(start, end):
-        began = time.perf_counter()
-        parts_sum: dict[str, float] = {}
-        loss_sum = 0.0
-        for micro in range(config.grad_accum):
-            ids = data[batch_indices(step, micro * world + rank, config, len(samples), world)].to(device)
-            with _autocast(config, device):
-                out = student(input_ids=ids, use_cache=False, output_hidden_states=any(
-                    t.kind == "hidden_mse" for t in config.losses))
-                teacher_out = None
-                if needs_teacher:  # cross-entropy alone never reads the teacher
-                    with torch.no_grad():
-                        teacher_out = teacher(input_ids=ids, use_cache=False, output_hidden_states=any(
-                            t.kind == "hidden_mse" for t in config.losses))
-            labels = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], -100)], dim=1)  # next token
-            loss, parts = distillation_loss(
-                config.losses, out.logits, None if teacher_out is None else teacher_out.logits, labels=labels,
-                student_hidden=None if out.hidden_states is None else out.hidden_states[-1],
-                teacher_hidden=None if teacher_out is None or teacher_out.hidden_states is None
-                else teacher_out.hidden_states[-1])
-            (loss / config.grad_accum).backward()
-            loss_sum += float(loss.detach()) / config.grad_accum
-            for k, v in parts.items():
-                parts_sum[k] = parts_sum.get(k, 0.0) + v / config.grad_accum
-            tokens_seen += ids.numel() * world
-        if distributed:  # the mean gradient over processes: what one process accumulating all of them gets
-            for p in student.parameters():
-                if p.grad is not None:
-                    torch.distributed.all_reduce(p.grad)
-                    p.grad /= world
-            totals = torch.tensor([loss_sum, *parts_sum.values()], dtype=torch.float64)
-            torch.distributed.all_reduce(totals)
-            loss_sum, *values = (totals / world).tolist()
-            parts_sum = dict(zip(parts_sum, values))
-        if config.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(student.parameters(), config.clip_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds += time.perf_counter() - began
-        record = {"step": step + 1, "loss": loss_sum, "parts": parts_sum, "lr": scheduler.get_last_lr()[0],
-                  "tokens_seen": tokens_seen, "tokens_per_s": tokens_seen / seconds if seconds else None}
-        history.append(record)
-        on_step(record)
-        if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
-            save(step + 1)
-        failpoint("distill.step")
+    watching = student.watching(teacher) if hasattr(student, "watching") and needs_teacher else nullcontext()
+    run = _Setup(student, teacher, data, target_mask, cache, config, optimizer, scheduler, device, world, rank)
+    with watching:
+        for step in range(start, end):
+            tokens_seen, seconds = _step(run, step, history, tokens_seen, seconds)
+            on_step(history[-1])
+            if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+                save(step + 1)
+            failpoint("distill.step")
     save(end)
     if distributed:
         torch.distributed.barrier()  # the checkpoint is whole before any process returns
     student.eval()
     return {"history": history, "steps": end, "tokens_seen": tokens_seen, "seconds": seconds,
             "finished": end == config.steps}
+
+
+@dataclass
+class _Setup:
+    """What every step reads (built once by `train`)."""
+
+    student: torch.nn.Module
+    teacher: torch.nn.Module | None
+    data: torch.Tensor
+    target_mask: torch.Tensor | None
+    cache: tuple[torch.Tensor, torch.Tensor] | None
+    config: TrainConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    device: torch.device
+    world: int
+    rank: int
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized())
+
+
+def _step(run: _Setup, step: int, history: list[dict[str, Any]], tokens_seen: int, seconds: float) -> tuple[int, float]:
+    """One optimizer step (all its micro-batches); appends its record to `history`."""
+    student, teacher, data, target_mask, cache = run.student, run.teacher, run.data, run.target_mask, run.cache
+    config, optimizer, scheduler, device, world, rank = (run.config, run.optimizer, run.scheduler, run.device,
+                                                         run.world, run.rank)
+    needs_teacher = any(t.kind != "ce" for t in config.losses)
+    hidden = any(t.kind == "hidden_mse" for t in config.losses)
+    aligned = any(t.kind == "activation_mse" for t in config.losses)
+    n = len(data)
+    began = time.perf_counter()
+    parts_sum: dict[str, float] = {}
+    loss_sum = 0.0
+    for micro in range(config.grad_accum):
+        rows = batch_indices(step, micro * world + rank, config, n, world)
+        ids = data[rows].to(device)
+        with _autocast(config, device):
+            out = student(input_ids=ids, use_cache=False, output_hidden_states=hidden)
+            teacher_out = None
+            if needs_teacher and cache is None:  # cross-entropy alone never reads the teacher
+                with torch.no_grad():
+                    teacher_out = teacher(input_ids=ids, use_cache=False, output_hidden_states=hidden)
+        labels = torch.cat([ids[:, 1:], torch.full_like(ids[:, :1], -100)], dim=1)  # next token
+        mask = None
+        if target_mask is not None:  # position j predicts token j + 1: it counts if that token does
+            counted = torch.cat([target_mask[rows][:, 1:], torch.zeros_like(target_mask[rows][:, :1])], dim=1)
+            labels = torch.where(counted.to(device), labels, -100)
+            mask = counted.to(device)
+        loss, parts = distillation_loss(
+            config.losses, out.logits, None if teacher_out is None else teacher_out.logits, labels=labels,
+            mask=mask,
+            student_hidden=None if out.hidden_states is None else out.hidden_states[-1],
+            teacher_hidden=None if teacher_out is None or teacher_out.hidden_states is None
+            else teacher_out.hidden_states[-1],
+            teacher_topk=None if cache is None else (cache[0][rows], cache[1][rows]),
+            alignment=student.alignment_loss() if aligned else None)
+        (loss / config.grad_accum).backward()
+        loss_sum += float(loss.detach()) / config.grad_accum
+        for k, v in parts.items():
+            parts_sum[k] = parts_sum.get(k, 0.0) + v / config.grad_accum
+        tokens_seen += ids.numel() * world
+    if run.distributed:  # the mean gradient over processes: what one process accumulating all of them gets
+        for p in student.parameters():
+            if p.grad is not None:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= world
+        totals = torch.tensor([loss_sum, *parts_sum.values()], dtype=torch.float64)
+        torch.distributed.all_reduce(totals)
+        loss_sum, *values = (totals / world).tolist()
+        parts_sum = dict(zip(parts_sum, values))
+    if config.clip_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(student.parameters(), config.clip_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    seconds += time.perf_counter() - began
+    record = {"step": step + 1, "loss": loss_sum, "parts": parts_sum, "lr": scheduler.get_last_lr()[0],
+              "tokens_seen": tokens_seen, "seconds": seconds,
+              "tokens_per_s": tokens_seen / seconds if seconds else None}
+    history.append(record)
+    return tokens_seen, seconds
+
