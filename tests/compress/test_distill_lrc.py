@@ -30,9 +30,21 @@ def _logits(model, ids) -> torch.Tensor:
         return model(input_ids=ids, use_cache=False).logits
 
 
+def _with_random_norms_and_biases(model):
+    """Tiny models start with norm scales 1 and biases 0: randomise them, so folding is exercised."""
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(0.5 + torch.rand(p.shape, generator=g))
+            elif name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return model
+
+
 @pytest.mark.parametrize("make", [tiny_llama, tiny_qwen2])  # tied / untied head, q/k/v biases
 def test_identity_projections_are_the_teacher_exactly(make):
-    teacher = make()
+    teacher = _with_random_norms_and_biases(make())
     clone = LowRankClone(teacher, teacher.config.hidden_size, init="random")
     with torch.no_grad():
         for p in clone.projections.values():
@@ -45,7 +57,7 @@ def test_identity_projections_are_the_teacher_exactly(make):
 
 
 def test_the_pca_start_at_full_width_is_a_rotation_of_the_teacher():
-    teacher = tiny_llama()
+    teacher = _with_random_norms_and_biases(tiny_llama())
     clone = LowRankClone(teacher, teacher.config.hidden_size, batches=_batches())
     u = clone.projections["embed"].detach()
     assert not torch.allclose(u.abs(), torch.eye(u.shape[0]), atol=1e-2)  # a genuine rotation, not the identity
@@ -130,3 +142,19 @@ def test_bad_sizes_fail_with_one_clear_error():
         LowRankClone(teacher, 30, init="random")
     with pytest.raises(UnicompError, match="needs calibration batches"):
         LowRankClone(teacher, 32)
+
+
+def test_a_stopped_clone_resumes_from_its_checkpoint_exactly(tmp_path):
+    """Construction is redone (deterministic), the projections come back from the checkpoint."""
+    teacher = tiny_llama()
+    samples = torch.randint(2, len(tiny_tokenizer()), (8, 16), generator=torch.Generator().manual_seed(0)).tolist()
+    config = TrainConfig(steps=6, micro_batch_size=2, lr=1e-2, autocast="off", checkpoint_every=1,
+                         losses=[LossTerm(kind="forward_kl"), LossTerm(kind="activation_mse", weight=0.5)])
+    whole = LowRankClone(teacher, 32, batches=_batches())
+    uninterrupted = train(whole, teacher, samples, config)
+    train(LowRankClone(teacher, 32, batches=_batches()), teacher, samples, config, checkpoint_dir=tmp_path, stop_after=3)
+    resumed_clone = LowRankClone(teacher, 32, batches=_batches())
+    resumed = train(resumed_clone, teacher, samples, config, checkpoint_dir=tmp_path)
+    for a, b in zip(uninterrupted["history"], resumed["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    assert torch.allclose(_logits(whole.materialise(), _ids(5)), _logits(resumed_clone.materialise(), _ids(5)), atol=1e-5)

@@ -91,7 +91,7 @@ def test_the_three_stages_run_in_order_and_each_reports_its_cost(mirror):
         "drop_layers": 1, "keep_first_last": False, "data": DATA,
         "teacher_correction": {"steps": 2, "micro_batch_size": 2, "autocast": "off"},
         "train": {**TRAIN, "teacher_topk": 16},
-        "sft": {"data": {"n_samples": 4, "seq_len": 96}, "train": {**TRAIN, "losses": [{"kind": "ce"}]}}})
+        "sft": {"data": {"n_samples": 4, "seq_len": 96}, "train": TRAIN}})  # cross-entropy by default
     assert method.total_steps() == 6
     student, report = build_student(teacher, tokenizer, method, calibration, data_dir=mirror)
     stages = report.extra["stages"]

@@ -139,3 +139,9 @@ def test_a_loss_mask_counts_only_the_masked_in_tokens():
     want = torch.nn.functional.cross_entropy(logits[:, :-1][keep[:, 1:]], ids[:, 1:][keep[:, 1:]])
     out = train(student, None, samples, config, loss_mask=mask)
     assert out["history"][0]["loss"] == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_a_bare_yaml_off_turns_autocast_off():
+    import yaml
+
+    assert TrainConfig(**yaml.safe_load("{steps: 1, autocast: off}")).autocast == "off"

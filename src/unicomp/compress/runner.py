@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import nullcontext
 
@@ -28,10 +29,18 @@ def calibration_config(source: str, n_samples: int, seq_len: int, seed: int):
 
 
 def run_compression(req: CompressRequest, layer_progress=None, on_status: Callable[[str], None] = lambda s: None) -> dict:
+    from unicomp.compress.distill.distributed import join_from_env, launched_world
+
     method = make_method(req.method, req.options)
     check_storage(req.storage, method)
+    if launched_world() > 1:  # under torchrun: one student trained data-parallel (distill/distributed.py)
+        if not getattr(method, "builds_student", False):
+            raise UnicompError(f"{req.method} does not train, so it gains nothing from {launched_world()} processes",
+                               "run it without torchrun (only distillation methods train data-parallel)")
+        req = req.model_copy(update={"device": join_from_env(req.device)})
     out = check_output_dir(req.out, req.overwrite)
-    clean_leftovers(out.absolute().parent)  # what a killed earlier save left beside it
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one process tidies
+        clean_leftovers(out.absolute().parent)  # what a killed earlier save left beside it
     if method.needs_calibration and req.calibration in ("", "none"):
         raise UnicompError(f"{req.method} is data-aware and needs calibration data, but --calibration is {req.calibration!r}",
                            "pass --calibration c4 (generic web text) or reasoning, or pick a data-free method (magnitude, rtn)")

@@ -262,13 +262,23 @@ class CompressUnit(Unit):
                                         compute_dtype=self.calibration_dtype)
             model = fresh.model
         folder = self.folder()
-        manifest = save_compressed(model, fresh.tokenizer, folder, report, base=fresh.record(),
-                                   storage=self.storage, overwrite=self.overwrite)
-        del model
-        if getattr(method, "builds_student", False):
-            import shutil
+        from unicomp.compress.checkpoint import read_manifest
+        from unicomp.compress.distill.distributed import barrier, is_main
 
-            shutil.rmtree(training_dir, ignore_errors=True)
+        if is_main():  # under torchrun only rank 0 writes; the others read its folder back
+            manifest = save_compressed(model, fresh.tokenizer, folder, report, base=fresh.record(),
+                                       storage=self.storage, overwrite=self.overwrite)
+            if getattr(method, "builds_student", False):
+                import shutil
+
+                shutil.rmtree(training_dir, ignore_errors=True)
+        barrier()
+        if not is_main():
+            manifest = read_manifest(folder)
+            if manifest is None:
+                raise UnicompError(f"rank 0 saved the student to {folder}, but this process cannot read it there",
+                                   "give every torchrun process the same output folder (a shared filesystem)")
+        del model
         del fresh
         fingerprint = record = None
         if self.identify_output:  # the fingerprint of what evaluation will load, after the save/load round trip

@@ -49,6 +49,12 @@ class LossTerm(BaseModel):
     beta: float = Field(0.5, gt=0, lt=1)  # JSD's mixing weight of the teacher
 
 
+def needs_aligning_student() -> UnicompError:
+    """The error for activation_mse without a student that computes it (raised by losses and trainer)."""
+    return UnicompError("activation_mse needs a student that aligns its activations with the teacher's",
+                        "use it with the lrc method (Low-Rank Clone), or drop the term")
+
+
 def _lse(logits: torch.Tensor, scale: float, chunk: int) -> torch.Tensor:
     """Row-wise logsumexp of logits / scale, [N] fp32, one vocabulary chunk at a time."""
     parts = [torch.logsumexp(logits[:, i:i + chunk].float() / scale, dim=-1) for i in range(0, logits.shape[-1], chunk)]
@@ -176,8 +182,8 @@ def logit_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor | None = 
                                "use forward_kl with cached teacher logits, or turn the cache off (teacher_topk: null)")
         values, index = teacher_topk
         if values.shape[:-1] != student.shape[:-1] or index.shape != values.shape:
-            raise UnicompError(f"cached teacher logits {tuple(values.shape)} do not match the student's {tuple(student.shape)}",
-                               "rebuild the cache for this data")
+            raise UnicompError(f"cached teacher logits {tuple(values.shape)} do not match the student's logits "
+                               f"{tuple(student.shape)}", "report this as a bug: the cache is keyed by its windows")
         weights = torch.ones(z_s.shape[0], device=z_s.device) if mask is None else mask.reshape(-1).float().to(z_s.device)
         k = values.shape[-1]
         return _ChunkedLogitLoss.apply(z_s, None, None, weights, kind, float(temperature), float(beta), int(chunk),
@@ -200,7 +206,8 @@ def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor 
     """Mean squared error between hidden states [..., H] over (masked) tokens, averaged over H."""
     if student.shape != teacher.shape:
         raise UnicompError(f"hidden states differ in shape: student {tuple(student.shape)}, teacher {tuple(teacher.shape)}",
-                           "project the student's states to the teacher's width first (as Low-Rank Clone does)")
+                           "use hidden_mse with students as wide as the teacher (depth pruning); a narrower "
+                           "Low-Rank Clone aligns through its projections with activation_mse")
     per_token = (student.float() - teacher.float().detach()).pow(2).mean(-1).reshape(-1)
     if mask is None:
         return per_token.mean()
@@ -230,8 +237,7 @@ def distillation_loss(terms: list[LossTerm], student_logits: torch.Tensor, teach
             value = hidden_mse(student_hidden, teacher_hidden, mask)
         elif term.kind == "activation_mse":
             if alignment is None:
-                raise UnicompError("activation_mse needs a student that aligns its activations with the teacher's",
-                                   "use it with the lrc method (Low-Rank Clone), or drop the term")
+                raise needs_aligning_student()
             value = alignment
         else:
             value = logit_loss(term.kind, student_logits, teacher_logits, labels=labels, mask=mask,

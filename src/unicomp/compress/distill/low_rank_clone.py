@@ -12,8 +12,9 @@ and model-wide: the embedding E P_emb, the output head W_head diag(g_final) P_he
 head_dim and the MLP width are the teacher's; only the residual stream narrows.
 
 The teacher's RMSNorm scales g are folded into the weights that read the norm's output (exact: the
-norm's output feeds only them), so the student's own norms start at 1 as LRC's do, and identity
-projections give back the teacher. A tied teacher gets an untied student: its head carries g_final.
+norm's output feeds only them; computed as W (g * P), so no weight is copied), the student's own
+norms start at 1 as LRC's do, and identity projections give back the teacher. A tied teacher gets an
+untied student: its head carries g_final.
 
 Initialisation (`init: pca`, the default; LRC itself starts from random projections): every
 projection starts at U, the top-d_s principal directions of the teacher's normalised residual
@@ -31,7 +32,6 @@ independent of the model's activation scale; gradients reach P through both side
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -39,6 +39,7 @@ import torch
 from torch.func import functional_call
 
 from unicomp.compress.distill.calibration_pass import run_hooked
+from unicomp.compress.distill.student_config import derive_config, load_weights
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import anatomy_of, decoder_layers
 
@@ -56,13 +57,9 @@ def _student_config(teacher_config: Any, hidden_size: int) -> Any:
         raise UnicompError(f"the student's hidden_size {hidden_size} is larger than the teacher's {t.hidden_size}",
                            "Low-Rank Clone narrows the residual stream: ask for at most the teacher's width")
     head_dim = getattr(t, "head_dim", None) or t.hidden_size // t.num_attention_heads
-    try:
-        return t.__class__(**{**t.to_dict(), "hidden_size": hidden_size, "head_dim": head_dim,
-                              "tie_word_embeddings": False})
-    except Exception as exc:  # the architecture's own validation (e.g. Llama: hidden divisible by heads)
-        cause = exc.__cause__ or exc  # huggingface_hub wraps the ValueError
-        raise UnicompError(f"transformers refuses the student's config: {str(cause).splitlines()[0]}",
-                           f"choose a hidden_size that is a multiple of {t.num_attention_heads} (the head count)") from None
+    return derive_config(t, {"hidden_size": hidden_size, "head_dim": head_dim, "tie_word_embeddings": False},
+                         f"choose a hidden_size the architecture accepts (Llama: a multiple of {t.num_attention_heads}, "
+                         "the head count)")
 
 
 def _check_architecture(teacher: torch.nn.Module) -> None:
@@ -82,30 +79,38 @@ def _check_architecture(teacher: torch.nn.Module) -> None:
 def residual_pca(teacher: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                  hidden_size: int) -> tuple[torch.Tensor, dict[str, float]]:
     """U [d_t, d_s]: the top principal directions of the normalised inputs of every norm (pooled),
-    and per norm site the share f of its energy that U keeps."""
+    and per norm site the share f of its energy that U keeps (a second pass: one d x d matrix in
+    memory, not one per site)."""
+    batches = list(batches)
     sites = {f"model.layers.{i}.{n}": getattr(layer, n) for i, layer in enumerate(decoder_layers(teacher)) for n in NORMS}
     sites["model.norm"] = teacher.model.norm
     d = teacher.config.hidden_size
-    cov = {name: torch.zeros(d, d, dtype=torch.float64) for name in sites}
-    state: dict[str, Any] = {"mask": None}
+    device = next(teacher.parameters()).device
+    pooled = torch.zeros(d, d, dtype=torch.float64, device=device)
+    kept = {name: [0.0, 0.0] for name in sites}  # per site: energy inside U, total energy
+    state: dict[str, Any] = {"mask": None, "u": None}
 
     def hook(name: str):
         def fn(module, args) -> None:  # noqa: ANN001 - a pre-hook: returning None leaves the input alone
             x = args[0].float()
             x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
             if state["mask"] is not None:
-                x = x * state["mask"][..., None]
+                x = x * state["mask"][..., None].to(x.device)
             x = x.reshape(-1, d)
-            cov[name] += (x.T @ x).double().cpu()
+            if state["u"] is None:
+                pooled.add_((x.T @ x).double())
+            else:
+                kept[name][0] += float((x @ state["u"]).pow(2).sum())
+                kept[name][1] += float(x.pow(2).sum())
         return fn
 
-    handles = [m.register_forward_pre_hook(hook(n)) for n, m in sites.items()]
-    run_hooked(teacher, batches, handles, state, "the residual stream's principal directions")
-    pooled = sum(cov.values())
-    eigenvalues, vectors = torch.linalg.eigh(pooled)
-    u = vectors[:, eigenvalues.argsort(descending=True)[:hidden_size]]
-    kept = {name: float((u.T @ c @ u).trace() / c.trace().clamp(min=1e-30)) for name, c in cov.items()}
-    return u.float(), kept
+    for _ in range(2):
+        handles = [m.register_forward_pre_hook(hook(n)) for n, m in sites.items()]
+        run_hooked(teacher, batches, handles, state, "the residual stream's principal directions")
+        if state["u"] is None:
+            eigenvalues, vectors = torch.linalg.eigh(pooled)
+            state["u"] = vectors[:, eigenvalues.argsort(descending=True)[:hidden_size]].float()
+    return state["u"], {name: inside / max(total, 1e-30) for name, (inside, total) in kept.items()}
 
 
 class LowRankClone(torch.nn.Module):
@@ -123,7 +128,9 @@ class LowRankClone(torch.nn.Module):
         dtype = next(teacher.parameters()).dtype
         device = next(teacher.parameters()).device
         d_t, d_s = teacher.config.hidden_size, hidden_size
-        self.frozen: dict[str, torch.Tensor] = self._fold(teacher)
+        self.frozen = {k: v.detach() for k, v in teacher.state_dict().items()}  # shared with the teacher: no copy
+        if "lm_head.weight" not in self.frozen:  # tied
+            self.frozen["lm_head.weight"] = self.frozen["model.embed_tokens.weight"]
         n_layers = len(decoder_layers(teacher))
         if init == "pca":
             if batches is None:
@@ -152,19 +159,6 @@ class LowRankClone(torch.nn.Module):
         self._captured: dict[str, list[torch.Tensor]] = {"student": [], "teacher": []}
         self._hooks: list[Any] = []
 
-    @staticmethod
-    def _fold(teacher: torch.nn.Module) -> dict[str, torch.Tensor]:
-        """The teacher's weights with each norm's scale folded into the weights that read it."""
-        state = {k: v.detach() for k, v in teacher.state_dict().items()}
-        out = dict(state)
-        for i in range(len(decoder_layers(teacher))):
-            for name, (_, norm) in INPUT_SIDE.items():
-                key = f"model.layers.{i}.{name}.weight"
-                out[key] = state[key] * state[f"model.layers.{i}.{norm}.weight"][None, :]
-        head = state.get("lm_head.weight", state["model.embed_tokens.weight"])
-        out["lm_head.weight"] = head * state["model.norm.weight"][None, :]
-        return out
-
     def student_state(self) -> dict[str, torch.Tensor]:
         """Every student weight, as a differentiable function of the projections."""
         f, p = self.frozen, self.projections
@@ -174,8 +168,10 @@ class LowRankClone(torch.nn.Module):
             if parts[:2] == ["model", "layers"]:
                 i, leaf = int(parts[2]), ".".join(parts[3:])
                 module, _, kind = leaf.rpartition(".")
-                if module in INPUT_SIDE and kind == "weight":
-                    state[key] = value @ p[f"layer{i}_{INPUT_SIDE[module][0]}"].to(value.dtype)
+                if module in INPUT_SIDE and kind == "weight":  # W diag(g) P = W (g * P): g folded into P
+                    proj, norm = INPUT_SIDE[module]
+                    g = f[f"model.layers.{i}.{norm}.weight"]
+                    state[key] = value @ (g.float()[:, None] * p[f"layer{i}_{proj}"]).to(value.dtype)
                 elif module in OUTPUT_SIDE:
                     proj = p[f"layer{i}_{OUTPUT_SIDE[module]}"].to(value.dtype)
                     state[key] = proj.T @ value if kind == "weight" else value @ proj
@@ -188,7 +184,8 @@ class LowRankClone(torch.nn.Module):
             elif key == "model.embed_tokens.weight":
                 continue  # the forward embeds through E[ids] P_embed: cheaper than projecting all of E
             elif key == "lm_head.weight":
-                state[key] = value @ p["head"].to(value.dtype)
+                g = f["model.norm.weight"]
+                state[key] = value @ (g.float()[:, None] * p["head"]).to(value.dtype)
             else:
                 raise UnicompError(f"Low-Rank Clone does not know how to project {key}",
                                    "this architecture variant is not supported yet")
@@ -202,16 +199,13 @@ class LowRankClone(torch.nn.Module):
 
     @torch.no_grad()
     def materialise(self) -> torch.nn.Module:
-        """The student as a plain model of the teacher's architecture (its own copy of every weight)."""
-        student = copy.deepcopy(self._skeleton[0])
+        """The student as a plain model of the teacher's architecture (its own copy of every weight;
+        the model the clone runs through, now holding them)."""
+        student = self._skeleton[0]
         state = {k: v.detach().clone() for k, v in self.student_state().items()}
         embed = self.frozen["model.embed_tokens.weight"]
         state["model.embed_tokens.weight"] = embed @ self.projections["embed"].to(embed.dtype)
-        missing, unexpected = student.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise UnicompError(f"the clone does not match its student (missing {sorted(missing)[:3]}, unexpected "
-                               f"{sorted(unexpected)[:3]})", "report this as a bug in Low-Rank Clone")
-        return student.eval()
+        return load_weights(student, state, "Low-Rank Clone")
 
     # --- activation alignment (the trainer's activation_mse term) -------------------------------------
     @contextlib.contextmanager

@@ -20,6 +20,8 @@ resumes from the last checkpoint (construction is deterministic, so it is simply
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -53,6 +55,11 @@ def _default_train() -> TrainConfig:
     return TrainConfig(steps=100, micro_batch_size=4, grad_accum=2, lr=1e-4, warmup_steps=10)
 
 
+def _with_ce(value: Any) -> Any:
+    """A stage trained on the data alone: cross-entropy unless said otherwise (the only valid choice)."""
+    return {"losses": [{"kind": "ce"}], **value} if isinstance(value, dict) else value
+
+
 def _ce_only(config: TrainConfig | None, stage: str) -> TrainConfig | None:
     if config is not None and any(t.kind != "ce" for t in config.losses):
         raise UnicompError(f"{stage} trains on the data alone, but its losses are "
@@ -68,6 +75,11 @@ class SftStage(BaseModel):
     data: ChatData = Field(default_factory=ChatData)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(
         steps=50, micro_batch_size=4, lr=5e-5, warmup_steps=5, losses=[LossTerm(kind="ce")]))
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _ce_default(cls, value: Any) -> Any:
+        return _with_ce(value)
 
     @field_validator("train")
     @classmethod
@@ -85,9 +97,7 @@ class DistillConfig(MethodConfig):
     @field_validator("teacher_correction", mode="before")
     @classmethod
     def _correction_defaults(cls, value: Any) -> Any:
-        if isinstance(value, dict):  # cross-entropy unless said otherwise (it is the only valid choice)
-            value = {"losses": [{"kind": "ce"}], **value}
-        return value
+        return _with_ce(value)
 
     @field_validator("teacher_correction")
     @classmethod
@@ -158,35 +168,52 @@ class DistillMethod(Method):
         folder = None if checkpoint_dir is None else Path(checkpoint_dir)
         stages: dict[str, Any] = {}
         teacher_parameters = sum(p.numel() for p in teacher.parameters())
+        # a checkpoint or logit cache is resumed only by the same method, options, base model and data
+        context = json.dumps({"method": self.name, "options": cfg.model_dump(mode="json"),
+                              "base": model_signature(teacher), "calibration": calibration.record.get("sha256")},
+                             sort_keys=True)
         if cfg.teacher_correction is not None:
             status(f"teacher correction on {len(text.samples)} windows of {cfg.data.seq_len} tokens")
             teacher = copy.deepcopy(teacher)  # the run's base model stays as it was
             stages["teacher_correction"] = _stage(teacher, None, text.samples, None, cfg.teacher_correction,
                                                   None if folder is None else folder / "teacher_correction",
-                                                  on_step, text.record)
+                                                  on_step, text.record, context)
             teacher.eval()
         student, construction = self.construct(teacher, batches)
         if cfg.train is not None:
             status(f"distilling on {len(text.samples)} windows of {cfg.data.seq_len} tokens ({cfg.data.source})")
-            stages["distill"] = _stage(student, teacher, text.samples, None, cfg.train, folder, on_step, text.record)
+            stages["distill"] = _stage(student, teacher, text.samples, None, cfg.train, folder, on_step, text.record,
+                                       context)
         student = self.finish(student)
         if chat is not None:
             status(f"supervised fine-tuning on {len(chat.samples)} conversations ({cfg.sft.data.dataset})")
             stages["sft"] = _stage(student, None, chat.samples, chat.loss_mask, cfg.sft.train,
-                                   None if folder is None else folder / "sft", on_step, chat.record)
+                                   None if folder is None else folder / "sft", on_step, chat.record, context)
         student.eval()
         parameters = sum(p.numel() for p in student.parameters())
         return student, {"construction": construction, "training": stages.get("distill"), "stages": stages,
                          "student_parameters": parameters, "teacher_parameters": teacher_parameters}
 
 
+def model_signature(model: torch.nn.Module) -> str:
+    """A cheap, thread-count-independent identity of a model's weights: its config and the raw bytes of
+    the first and last 1,024 values of every tensor (enough to tell checkpoints apart)."""
+    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        h.update(name.encode())
+        for part in (flat[:1024], flat[-1024:]):
+            h.update(part.cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _stage(model: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]],
            loss_mask: list[list[int]] | None, config: TrainConfig, checkpoint_dir: Path | None,
-           on_step: Callable[[dict[str, Any]], None], data_record: dict[str, Any]) -> dict[str, Any]:
+           on_step: Callable[[dict[str, Any]], None], data_record: dict[str, Any], context: str) -> dict[str, Any]:
     """Train one stage and return its compute cost and loss curve."""
     with torch.inference_mode(False):
         result = train(model, teacher, samples, config, loss_mask=loss_mask, checkpoint_dir=checkpoint_dir,
-                       on_step=on_step)
+                       on_step=on_step, context=context)
     history = result["history"]
     return {"steps": result["steps"], "tokens_seen": result["tokens_seen"], "seconds": result["seconds"],
             "data": data_record, "loss_first": history[0]["loss"], "loss_last": history[-1]["loss"],

@@ -8,7 +8,7 @@ chat-shaped dataset the local mirror serves; on a machine with the hub, point it
 
 An assistant turn is found by rendering the conversation up to that turn with the generation
 prompt, and up to its end: the characters in between are the assistant's, and so are the tokens
-that start there (a template that does not render conversations as growing prefixes is refused). Test splits are refused: they are
+that overlap them (a template that does not render conversations as growing prefixes is refused). Test splits are refused: they are
 what evaluation scores.
 """
 
@@ -50,7 +50,7 @@ def _text(tokenizer: Any, messages: list[dict[str, str]], generation_prompt: boo
 
 
 def render(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], list[int]]:
-    """Token ids of a conversation and its loss mask (1 on the tokens that start inside an assistant turn)."""
+    """Token ids of a conversation and its loss mask (1 on the tokens that overlap an assistant turn)."""
     text = _text(tokenizer, messages, False)
     spans = []
     for k, message in enumerate(messages):
@@ -65,7 +65,8 @@ def render(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[list[int], l
         raise UnicompError("finding the assistant's tokens needs a fast tokenizer (character offsets)",
                            "load the model's fast tokenizer (tokenizer.json)")
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    mask = [int(any(lo <= start < hi for lo, hi in spans)) for start, _ in encoded["offset_mapping"]]
+    # a token counts when it overlaps an assistant span (one merged across the span's start included)
+    mask = [int(any(start < hi and end > lo for lo, hi in spans)) for start, end in encoded["offset_mapping"]]
     return encoded["input_ids"], mask
 
 

@@ -9,8 +9,9 @@ processes produce the weights one process produces with N times the accumulation
 Exact resume: the data order is a pure function of (seed, step), and a checkpoint holds the student,
 the optimizer, the scheduler, the step and every RNG state, written atomically. So a run killed
 after step k and resumed produces the same steps k+1.. as a run that was never interrupted (to fp
-reproducibility of the kernels). A checkpoint records a fingerprint of the training config and
-refuses to resume a different one.
+reproducibility of the kernels). A checkpoint records a fingerprint of the training config and of
+the caller's `context` (what else decides the result: the method and its options, the teacher, the
+data) and refuses to resume a different one.
 
 Cached teacher logits (`teacher_topk: k`): the teacher runs once over every window before training,
 and its top-k logits per token (values fp32, indices int32) are kept, on disk beside the checkpoint
@@ -39,9 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from unicomp.compress.distill.losses import LossTerm, distillation_loss
+from unicomp.compress.distill.losses import LossTerm, distillation_loss, needs_aligning_student
 from unicomp.errors import UnicompError
 from unicomp.failpoints import failpoint
 
@@ -66,6 +67,11 @@ class TrainConfig(BaseModel):
     seed: int = 0
     losses: list[LossTerm] = Field(default_factory=lambda: [LossTerm(kind="forward_kl")], min_length=1)
 
+    @field_validator("autocast", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
     @model_validator(mode="after")
     def _cache_needs_forward_kl(self) -> "TrainConfig":
         full = [t.kind for t in self.losses if t.kind in _NEEDS_FULL_TEACHER]
@@ -74,9 +80,10 @@ class TrainConfig(BaseModel):
                                "train with forward_kl (and ce) only, or set teacher_topk: null")
         return self
 
-    def fingerprint(self) -> str:
-        """What must match for a checkpoint to be resumed (everything but the checkpoint cadence)."""
-        data = self.model_dump(exclude={"checkpoint_every"})
+    def fingerprint(self, context: str = "") -> str:
+        """What must match for a checkpoint to be resumed (everything but the checkpoint cadence), with
+        the caller's context."""
+        data = {"train": self.model_dump(exclude={"checkpoint_every"}), "context": context}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -150,16 +157,17 @@ def _check(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: l
         raise UnicompError("the loss terms need a teacher's logits but no teacher was given",
                            "pass the teacher, or train with losses: [{kind: ce}] only")
     if any(t.kind == "activation_mse" for t in config.losses) and not hasattr(student, "alignment_loss"):
-        raise UnicompError("activation_mse needs a student that aligns its activations with the teacher's",
-                           "use it with the lrc method (Low-Rank Clone), or drop the term")
+        raise needs_aligning_student()
 
 
 @torch.no_grad()
 def teacher_topk_cache(teacher: torch.nn.Module, data: torch.Tensor, k: int, batch_size: int, autocast: Any,
-                       path: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+                       path: Path | None = None, context: str = "") -> tuple[torch.Tensor, torch.Tensor, float]:
     """The teacher's top-k logits for every window ([n, seq, k] values fp32 and indices int32), and the
-    seconds spent computing them (0 when read back from `path`)."""
-    key = {"k": k, "data": hashlib.sha256(data.numpy().tobytes()).hexdigest()}
+    seconds spent computing them (0 when read back from `path`, whose key must match: k, the windows,
+    and the caller's context, which names the teacher)."""
+    key = {"k": k, "data": hashlib.sha256(data.numpy().tobytes()).hexdigest(), "context": context,
+           "autocast": type(autocast).__name__}
     if path is not None and path.is_file():
         cached = torch.load(path, weights_only=True)  # tensors and strings only
         if cached.get("key") == key:
@@ -182,10 +190,12 @@ def teacher_topk_cache(teacher: torch.nn.Module, data: torch.Tensor, k: int, bat
 
 def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]], config: TrainConfig, *,
           loss_mask: list[list[int]] | None = None, checkpoint_dir: str | Path | None = None,
-          stop_after: int | None = None,
+          stop_after: int | None = None, context: str = "",
           on_step: Callable[[dict[str, Any]], None] = lambda record: None) -> dict[str, Any]:
     """Train `student` in place on `samples` (equal-length token windows); returns the loss curve and cost.
 
+    `context`: what else decides the result (method, options, teacher); a checkpoint or logit cache
+    written under another context is not resumed.
     `loss_mask`: per token, 1 where predicting that token counts (e.g. a chat's assistant turns), 0
     where it does not (the prompt, padding); None counts every token after the first.
     `stop_after`: return after this many steps in total (as if killed there; the checkpoint holds them).
@@ -207,13 +217,14 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
     start, tokens_seen, seconds = 0, 0, 0.0
     path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if path is not None and path.parent.is_dir():
-        for stale in path.parent.glob(f".tmp.*.{CHECKPOINT}"):  # a save killed half-way (ours: one trainer per dir)
-            stale.unlink(missing_ok=True)
+        for name in (CHECKPOINT, CACHE):  # saves killed half-way (ours: one trainer per folder)
+            for stale in path.parent.glob(f".tmp.*.{name}"):
+                stale.unlink(missing_ok=True)
     if path is not None and path.is_file():
         state = torch.load(path, map_location=device, weights_only=False)  # our own file, written below
-        if state["fingerprint"] != config.fingerprint():
+        if state["fingerprint"] != config.fingerprint(context):
             raise UnicompError(f"{path} is a checkpoint of another training configuration",
-                               "resume with the configuration that wrote it, or point --checkpoint-dir elsewhere")
+                               f"rerun with the configuration that wrote it, or delete {path.parent} to start over")
         student.load_state_dict(state["student"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -226,23 +237,31 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
 
     def save(step: int) -> None:
         if path is not None and rank == 0:
-            _save_atomic({"fingerprint": config.fingerprint(), "step": step, "student": student.state_dict(),
+            _save_atomic({"fingerprint": config.fingerprint(context), "step": step, "student": student.state_dict(),
                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                           "rng": _rng_state(), "history": history, "tokens_seen": tokens_seen,
                           "seconds": seconds}, path)
 
+    if distributed:
+        start = _sync_ranks(student, start)
     cache = None
     end = config.steps if stop_after is None else min(config.steps, stop_after)
+    if teacher is not None:
+        teacher.eval()
     if needs_teacher and config.teacher_topk is not None and start < end:
+        cache_path = None if path is None else path.parent / CACHE
+        if distributed and cache_path is not None and rank != 0:
+            torch.distributed.barrier()  # rank 0 builds and writes the cache; the others read it
         values, indices, cache_seconds = teacher_topk_cache(
-            teacher, data, config.teacher_topk, config.micro_batch_size, _autocast(config, device),
-            None if path is None or rank != 0 else path.parent / CACHE)
+            teacher, data, config.teacher_topk, config.micro_batch_size, _autocast(config, device), cache_path,
+            context)
+        if distributed and cache_path is not None and rank == 0:
+            torch.distributed.barrier()
         cache = (values, indices)
         seconds += cache_seconds  # the teacher's one pass is part of the training's cost
     student.train()
-    if teacher is not None:
-        teacher.eval()
-    watching = student.watching(teacher) if hasattr(student, "watching") and needs_teacher else nullcontext()
+    aligned = any(t.kind == "activation_mse" for t in config.losses)
+    watching = student.watching(teacher) if aligned else nullcontext()
     run = _Setup(student, teacher, data, target_mask, cache, config, optimizer, scheduler, device, world, rank)
     with watching:
         for step in range(start, end):
@@ -257,6 +276,21 @@ def train(student: torch.nn.Module, teacher: torch.nn.Module | None, samples: li
     student.eval()
     return {"history": history, "steps": end, "tokens_seen": tokens_seen, "seconds": seconds,
             "finished": end == config.steps}
+
+
+def _sync_ranks(student: torch.nn.Module, start: int) -> int:
+    """Every process starts from rank 0's weights and step (a process that resumed from another
+    checkpoint, or built its student differently, would otherwise drift or hang in a collective)."""
+    steps = [torch.zeros((), dtype=torch.long, device=next(student.parameters()).device)
+             for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(steps, torch.tensor(start, device=steps[0].device))
+    if len({int(s) for s in steps}) != 1:
+        raise UnicompError(f"the training processes would resume from different steps {[int(s) for s in steps]}",
+                           "give every process the same checkpoint folder (a shared filesystem)")
+    with torch.no_grad():
+        for p in student.parameters():
+            torch.distributed.broadcast(p.data, src=0)
+    return start
 
 
 @dataclass
@@ -277,7 +311,7 @@ class _Setup:
 
     @property
     def distributed(self) -> bool:
-        return self.world > 1 or (torch.distributed.is_available() and torch.distributed.is_initialized())
+        return self.world > 1
 
 
 def _step(run: _Setup, step: int, history: list[dict[str, Any]], tokens_seen: int, seconds: float) -> tuple[int, float]:
@@ -325,7 +359,7 @@ def _step(run: _Setup, step: int, history: list[dict[str, Any]], tokens_seen: in
             if p.grad is not None:
                 torch.distributed.all_reduce(p.grad)
                 p.grad /= world
-        totals = torch.tensor([loss_sum, *parts_sum.values()], dtype=torch.float64)
+        totals = torch.tensor([loss_sum, *parts_sum.values()], dtype=torch.float64, device=device)
         torch.distributed.all_reduce(totals)
         loss_sum, *values = (totals / world).tolist()
         parts_sum = dict(zip(parts_sum, values))

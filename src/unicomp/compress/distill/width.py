@@ -24,6 +24,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from unicomp.compress.distill.calibration_pass import run_hooked
+from unicomp.compress.distill.student_config import derive_config, load_weights
 from unicomp.errors import UnicompError
 from unicomp.models.anatomy import ANATOMIES, anatomy_of, decoder_layers
 
@@ -176,17 +177,8 @@ def prune_width(model: torch.nn.Module, batches: Iterable[dict[str, torch.Tensor
         else:
             raise UnicompError(f"width pruning does not know how to slice {key} of {name}",
                                "this architecture variant is not supported for width pruning yet")
-    try:
-        config = model.config.__class__(**{**model.config.to_dict(), **s})
-    except ValueError as exc:  # the architecture's own validation
-        raise UnicompError(f"transformers refuses the student's config: {str(exc).splitlines()[0]}",
-                           "choose sizes the architecture accepts") from None
-    student = AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype)
-    missing, unexpected = student.load_state_dict(new, strict=False)
-    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-    if set(missing) - tied or unexpected:
-        raise UnicompError(f"the student does not match its sliced weights (missing {sorted(missing)[:3]}, "
-                           f"unexpected {sorted(unexpected)[:3]})", "report this as a bug in width pruning")
-    student.eval()
+    config = derive_config(model.config, s, "choose sizes the architecture accepts")
+    student = load_weights(AutoModelForCausalLM.from_config(config, dtype=next(model.parameters()).dtype), new,
+                           "width pruning")
     return student, {"teacher": t, "student": s, "kept_hidden_channels": hk.tolist(),
                      "kept_query_heads": [q.tolist() for q, _ in heads], "kept_mlp_channels": [m.tolist() for m in channels]}
