@@ -96,3 +96,26 @@ def test_a_variant_is_a_method_or_a_model(tmp_path, base_dir, variant, needle):
 def test_unknown_executor(tmp_path, base_dir):
     with pytest.raises(UnicompError, match="unknown executor 'slurm'"):
         config(tmp_path, base_dir, [MAGNITUDE], executor="slurm")
+
+
+def test_a_variant_is_keyed_by_its_resolved_options_so_a_changed_default_is_not_reused(tmp_path, base_dir,
+                                                                                    monkeypatch):
+    """Spelling out a default gives the same unit; changing the default itself gives a new one (a variant
+    made under the old default is never served for the new)."""
+    from unicomp.compress.registry import get_method
+
+    def compress_key(variant):
+        plan = build_plan(config(tmp_path, base_dir, [variant]))
+        return next(u for u in plan.units if u.kind == "compress").key()
+
+    implicit = compress_key({"name": "w", "method": "wanda", "options": {"sparsity": 0.5}})
+    explicit_default = get_method("wanda").Config.model_fields["pattern"].default
+    assert compress_key({"name": "w", "method": "wanda", "options": {"sparsity": 0.5, "pattern": explicit_default}}) \
+        == implicit
+    wanda = get_method("wanda")
+
+    class NewDefault(wanda.Config):  # the same method in a release whose default pattern changed
+        pattern: str = "2:4"
+
+    monkeypatch.setattr(wanda, "Config", NewDefault)
+    assert compress_key({"name": "w", "method": "wanda", "options": {"sparsity": 0.5}}) != implicit

@@ -201,8 +201,10 @@ class CompressUnit(Unit):
         from unicomp.compress.checkpoint import planned_storage
         from unicomp.compress.registry import make_method
 
-        settings = {"method": self.method, "options": self.options,
-                    "storage": planned_storage(self.storage, make_method(self.method, self.options)),
+        method = make_method(self.method, self.options)
+        # the resolved config, defaults included: a changed default must not reuse a variant made with the old one
+        settings = {"method": self.method, "options": method.config.model_dump(mode="json"),
+                    "storage": planned_storage(self.storage, method),
                     "calibration": self.calibration.model_dump(), "batch_size": self.batch_size}
         if self.calibration_dtype:
             settings["calibration_dtype"] = self.calibration_dtype
