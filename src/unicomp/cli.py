@@ -214,7 +214,8 @@ def compress_cmd(
     actorder: Optional[bool] = typer.Option(None, "--actorder/--no-actorder", help="GPTQ: process columns by decreasing Hessian diagonal."),
     alpha: Optional[float] = typer.Option(None, help="SmoothQuant: migration strength in (0, 1)."),
     option: Optional[list[str]] = typer.Option(None, "--option", help="Any option of the method as key=value (repeatable), e.g. --option dampening=0.05; see `unicomp ls methods`."),
-    calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4) | none (data-free methods only)."),
+    calibration: str = typer.Option("c4", help="Calibration source: c4 (generic web text) | reasoning (paper §5.4) | tokens (--calibration-file) | none (data-free methods only)."),
+    calibration_file: Optional[str] = typer.Option(None, help="Calibrate on exactly these token ids (.json/.jsonl/.pt/.npy of id sequences; implies --calibration tokens)."),
     n_samples: int = typer.Option(128, help="Calibration samples."),
     seq_len: int = typer.Option(512, help="Tokens per calibration sample."),
     seed: int = typer.Option(0, help="Calibration sampling seed."),
@@ -239,8 +240,13 @@ def compress_cmd(
         if key in options:
             raise UnicompError(f"--option {key}=... repeats --{key.replace('_', '-')}", "give the option once")
         options[key] = value
+    if calibration_file is not None:
+        if calibration not in ("c4", "tokens"):  # c4: the default, not a choice
+            raise UnicompError(f"--calibration-file gives token ids, but --calibration is {calibration!r}",
+                               "drop one of them")
+        calibration = "tokens"
     req = CompressRequest.of(model=model, method=method, options=options, out=out, calibration=calibration,
-                             n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
+                             calibration_file=calibration_file, n_samples=n_samples, seq_len=seq_len, seed=seed, batch_size=batch_size, storage=storage,
                              dtype=dtype, device=device, overwrite=overwrite, data_dir=data_dir,
                              compute_dtype=calibration_dtype)
     manifest = run_compression(req, layer_progress=progress, on_status=status)

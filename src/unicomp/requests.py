@@ -73,6 +73,7 @@ class CompressRequest(Request):
     out: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
     calibration: str = "c4"
+    calibration_file: str | None = None
     n_samples: int = Field(128, gt=0)
     seq_len: int = Field(512, gt=1)
     seed: int = 0

@@ -15,13 +15,14 @@ from unicomp.requests import CompressRequest
 __all__ = ["CompressRequest", "run_compression"]
 
 
-def calibration_config(source: str, n_samples: int, seq_len: int, seed: int):
+def calibration_config(source: str, n_samples: int, seq_len: int, seed: int, path: str | None = None):
     from pydantic import ValidationError
 
     from unicomp.data.calibration import CalibrationConfig
 
     try:
-        return CalibrationConfig(source=source, n_samples=n_samples, seq_len=seq_len, seed=seed)
+        return CalibrationConfig(source=source, n_samples=n_samples, seq_len=seq_len, seed=seed,
+                                 **({"path": path} if path is not None else {}))
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UnicompError(f"calibration option {'.'.join(map(str, first['loc']))!r}: {first['msg']}",
@@ -45,7 +46,7 @@ def run_compression(req: CompressRequest, layer_progress=None, on_status: Callab
         raise UnicompError(f"{req.method} is data-aware and needs calibration data, but --calibration is {req.calibration!r}",
                            "pass --calibration c4 (generic web text) or reasoning, or pick a data-free method (magnitude, rtn)")
     # checked before the model is loaded; a data-free method's unit still records the (unused) default
-    calibration = (calibration_config(req.calibration, req.n_samples, req.seq_len, req.seed)
+    calibration = (calibration_config(req.calibration, req.n_samples, req.seq_len, req.seed, req.calibration_file)
                    if method.needs_calibration else calibration_config("c4", req.n_samples, req.seq_len, req.seed))
 
     from unicomp.runs.executor import LocalExecutor

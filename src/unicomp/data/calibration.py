@@ -53,7 +53,7 @@ from unicomp.data.ids import canonical_id
 from unicomp.data.resolver import source_order
 from unicomp.errors import NotFoundError, UnicompError
 
-SOURCES = ("c4", "reasoning", "dataset")
+SOURCES = ("c4", "reasoning", "dataset", "tokens")
 # Scored by every evaluation run (perplexity diagnostic); config None = any config.
 ALWAYS_FORBIDDEN: tuple[tuple[str, str | None, str], ...] = (("Salesforce/wikitext", None, "test"),)
 # The paper's task-specific setting (§5.4): CalibrationConfig(**PAPER_REASONING).
@@ -69,7 +69,7 @@ class CalibrationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: str = "c4"          # "c4" | "reasoning" | "dataset"
+    source: str = "c4"          # "c4" | "reasoning" | "dataset" | "tokens"
     n_samples: int = 128
     seq_len: int = 512
     seed: int = 0
@@ -80,6 +80,10 @@ class CalibrationConfig(BaseModel):
     # Wrap each text as one user turn of the model's chat template. None: on for "reasoning",
     # off otherwise. Question sets only (c4 windows are not turns).
     chat_template: bool | None = None
+    path: str | None = None     # source="tokens": a file of token id sequences (data/token_file.py)
+    # source="tokens": the file's content hash, filled in when the config is read (so a unit keyed by
+    # this config changes when the file does); given, it must match
+    tokens_sha256: str | None = None
 
     @field_validator("source")
     @classmethod
@@ -99,6 +103,25 @@ class CalibrationConfig(BaseModel):
 
     @model_validator(mode="after")
     def _coherent(self) -> CalibrationConfig:
+        if self.source == "tokens":
+            from unicomp.data.token_file import file_sha256
+
+            if not self.path:
+                raise UnicompError("calibration source 'tokens' needs the path of a token id file",
+                                   "set path (a .json, .jsonl, .pt or .npy file of id sequences)")
+            if not Path(self.path).is_file():
+                raise UnicompError(f"calibration token file {self.path} does not exist",
+                                   "give the path of a token id file")
+            actual = file_sha256(self.path)
+            if self.tokens_sha256 not in (None, actual):
+                raise UnicompError(f"calibration token file {self.path} has changed: its hash is {actual}, "
+                                   f"not {self.tokens_sha256}", "restore the file, or drop tokens_sha256")
+            self.tokens_sha256 = actual
+        elif self.path is not None or self.tokens_sha256 is not None:
+            raise UnicompError(f"calibration option path applies only to source 'tokens', not {self.source!r}",
+                               "remove it, or set source to 'tokens'")
+        if self.source == "tokens" and self.chat_template:
+            raise UnicompError("chat_template does not apply to token ids", "drop chat_template")
         if self.source == "dataset":
             if not self.dataset:
                 raise UnicompError("calibration source 'dataset' needs a dataset id",
@@ -144,6 +167,8 @@ def build_calibration(config: CalibrationConfig | dict, tokenizer: Any, *,
     builder = _Builder(config, tokenizer, guard, order, data_dir)
     if config.source == "c4":
         samples, details = builder.c4()
+    elif config.source == "tokens":
+        samples, details = builder.tokens()
     elif config.source == "reasoning":
         samples, details = builder.reasoning()
     else:
@@ -377,6 +402,29 @@ class _Builder:
         }
 
     # -- any dataset
+    def tokens(self) -> tuple[list[list[int]], dict[str, Any]]:
+        """The first n_samples sequences of a token id file, as given (none cut, none padded)."""
+        from unicomp.data.token_file import read_token_file
+
+        cfg = self.cfg
+        rows = read_token_file(cfg.path)
+        if len(rows) < cfg.n_samples:
+            raise UnicompError(f"{cfg.path} holds {len(rows)} sequences, {cfg.n_samples} were asked for",
+                               f"set n_samples to at most {len(rows)}")
+        samples = rows[:cfg.n_samples]
+        longest = max(map(len, samples))
+        if longest > cfg.seq_len:
+            raise UnicompError(f"{cfg.path} has a sequence of {longest} tokens, longer than seq_len {cfg.seq_len}",
+                               f"set seq_len to at least {longest} (token files are used as given, never cut)")
+        vocab = len(self.tok)
+        for index, row in enumerate(samples):
+            if max(row) >= vocab:
+                raise UnicompError(f"{cfg.path}: sequence {index} has token id {max(row)}, outside the tokenizer's "
+                                   f"{vocab} ids", "use ids from this model's tokenizer")
+        return samples, {"sampling": "the first n_samples sequences of the file, as given", "path": str(cfg.path),
+                         "file_sha256": cfg.tokens_sha256, "sequences_in_file": len(rows),
+                         "sources": [], "fallbacks": [], "fallback_used": False, "sources_used": ["tokens"]}
+
     def dataset(self) -> tuple[list[list[int]], dict[str, Any]]:
         cfg = self.cfg
         identity = (cfg.dataset, cfg.config, cfg.split)
