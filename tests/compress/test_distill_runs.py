@@ -19,15 +19,21 @@ TRAIN = {"steps": 2, "micro_batch_size": 2, "grad_accum": 1, "lr": 1e-3, "autoca
 DATA = {"n_samples": 4, "seq_len": 32}
 
 
-def test_a_depth_student_is_trained_saved_and_evaluated_in_a_run(tiny_model, tmp_path, mirror):
+def _config(tiny_model, tmp_path, variant: dict):
+    """A run of the tiny base and one distilled variant, scored on 2 ARC-Easy items."""
     raw = {"name": "distill", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"),
            "output_dir": str(tmp_path / "out"), "evaluation": {"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
            "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
-           "variants": [{"name": "depth-1", "method": "minitron_depth",
-                         "options": {"drop_layers": 1, "keep_first_last": False, "train": TRAIN, "data": DATA}}]}
+           "variants": [variant]}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(raw))
-    result = run_experiment(load_config(path))
+    return load_config(path)
+
+
+def test_a_depth_student_is_trained_saved_and_evaluated_in_a_run(tiny_model, tmp_path, mirror):
+    config = _config(tiny_model, tmp_path, {"name": "depth-1", "method": "minitron_depth", "options": {
+        "drop_layers": 1, "keep_first_last": False, "train": TRAIN, "data": DATA}})
+    result = run_experiment(config)
     assert {r["model"] for r in result["rows"]} == {"base", "depth-1"}
     unit = next(u for u in result["export"]["units"] if u["category"] == "compression")
     report = unit["data"]["report"]
@@ -38,7 +44,7 @@ def test_a_depth_student_is_trained_saved_and_evaluated_in_a_run(tiny_model, tmp
     assert AutoConfig.from_pretrained(folder).num_hidden_layers == 1
     assert result["compression"]["depth-1"]["wall_seconds"] > 0
 
-    again = run_experiment(load_config(path))  # nothing is trained twice
+    again = run_experiment(load_config(tmp_path / "c.yaml"))  # nothing is trained twice
     assert all(u["reused"] for u in again["export"]["units"])
 
 
@@ -116,15 +122,9 @@ def test_stage_configs_that_cannot_work_are_refused():
 
 
 def test_a_low_rank_clone_is_trained_materialised_and_evaluated_in_a_run(tiny_model, tmp_path, mirror):
-    raw = {"name": "lrc", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"),
-           "output_dir": str(tmp_path / "out"), "evaluation": {"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
-           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
-           "variants": [{"name": "lrc-32", "method": "lrc",
-                         "options": {"hidden_size": 32, "data": DATA, "train": {
-                             **TRAIN, "losses": [{"kind": "forward_kl"}, {"kind": "activation_mse"}]}}}]}
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    result = run_experiment(load_config(path))
+    result = run_experiment(_config(tiny_model, tmp_path, {"name": "lrc-32", "method": "lrc", "options": {
+        "hidden_size": 32, "data": DATA,
+        "train": {**TRAIN, "losses": [{"kind": "forward_kl"}, {"kind": "activation_mse"}]}}}))
     assert {r["model"] for r in result["rows"]} == {"base", "lrc-32"}
     unit = next(u for u in result["export"]["units"] if u["category"] == "compression")
     report = unit["data"]["report"]

@@ -52,8 +52,8 @@ def compress_model(model: torch.nn.Module, method: Method, calibration=None, *, 
 
 
 def build_student(teacher: torch.nn.Module, tokenizer, method: Method, calibration, *, data_dir=None,
-                  checkpoint_dir=None, on_step=lambda record: None,
-                  status=lambda s: None) -> tuple[torch.nn.Module, CompressionReport]:
+                  checkpoint_dir=None, on_step=lambda record: None, status=lambda s: None,
+                  base_fingerprint: str | None = None) -> tuple[torch.nn.Module, CompressionReport]:
     """A distillation method's student (a new model; the teacher is left as it was) and its report,
     whose wall time and peak memory cover construction and training (the method's compute cost)."""
     anatomy = anatomy_of(teacher)
@@ -63,7 +63,8 @@ def build_student(teacher: torch.nn.Module, tokenizer, method: Method, calibrati
                            "pass --calibration c4 (or another calibration source)")
     with PeakMemory(next(teacher.parameters()).device) as peak:
         student, extra = method.build_student(teacher, tokenizer, calibration, data_dir=data_dir,
-                                              checkpoint_dir=checkpoint_dir, on_step=on_step, status=status)
+                                              checkpoint_dir=checkpoint_dir, on_step=on_step, status=status,
+                                              base_fingerprint=base_fingerprint)
     summary = {"student_parameters": extra["student_parameters"], "teacher_parameters": extra["teacher_parameters"],
                "parameter_ratio": extra["student_parameters"] / extra["teacher_parameters"]}
     stages = [stage for stage in (extra.get("stages") or {}).values() if stage]

@@ -104,7 +104,7 @@ class CalibrationConfig(BaseModel):
     @model_validator(mode="after")
     def _coherent(self) -> CalibrationConfig:
         if self.source == "tokens":
-            from unicomp.data.token_file import file_sha256
+            from unicomp.models.fingerprint import file_sha256
 
             if not self.path:
                 raise UnicompError("calibration source 'tokens' needs the path of a token id file",
@@ -112,7 +112,7 @@ class CalibrationConfig(BaseModel):
             if not Path(self.path).is_file():
                 raise UnicompError(f"calibration token file {self.path} does not exist",
                                    "give the path of a token id file")
-            actual = file_sha256(self.path)
+            actual = "sha256:" + file_sha256(self.path)
             if self.tokens_sha256 not in (None, actual):
                 raise UnicompError(f"calibration token file {self.path} has changed: its hash is {actual}, "
                                    f"not {self.tokens_sha256}", "restore the file, or drop tokens_sha256")

@@ -7,7 +7,6 @@ weights_only), `.npy` (a 2-D integer array, no pickles).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,6 @@ from typing import Any
 from unicomp.errors import UnicompError
 
 FORMATS = (".json", ".jsonl", ".pt", ".npy")
-
-
-def file_sha256(path: str | Path) -> str:
-    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _rows(value: Any, path: Path) -> list[Any]:
@@ -66,4 +61,4 @@ def read_token_file(path: str | Path) -> list[list[int]]:
     return out
 
 
-__all__ = ["FORMATS", "file_sha256", "read_token_file"]
+__all__ = ["FORMATS", "read_token_file"]

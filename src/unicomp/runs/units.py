@@ -255,7 +255,7 @@ class CompressUnit(Unit):
             with ctx.progress(label, max(1, method.total_steps())) as advance:
                 model, report = build_student(fresh.model, fresh.tokenizer, method, calibration, data_dir=ctx.data_dir,
                                               checkpoint_dir=training_dir, on_step=lambda record: advance(1),
-                                              status=ctx.status)
+                                              status=ctx.status, base_fingerprint=fresh.fingerprint)
         else:
             label = f"compress {self.variant} (layers)" if self.checkpoints is not None else f"{self.method} layers"
             with ctx.progress(label, len(decoder_layers(fresh.model))) as advance:

@@ -20,14 +20,13 @@ resumes from the last checkpoint (construction is deterministic, so it is simply
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from unicomp.compress.base import Method, MethodConfig
 from unicomp.compress.distill.depth import DepthConfig, depth_prune
@@ -38,6 +37,7 @@ from unicomp.compress.distill.trainer import TrainConfig, train
 from unicomp.compress.distill.width import WidthConfig, prune_width
 from unicomp.compress.registry import register
 from unicomp.errors import UnicompError
+from unicomp.models.fingerprint import fingerprint_model
 
 
 class TrainingText(BaseModel):
@@ -56,15 +56,19 @@ def _default_train() -> TrainConfig:
 
 
 def _with_ce(value: Any) -> Any:
-    """A stage trained on the data alone: cross-entropy unless said otherwise (the only valid choice)."""
+    """Cross-entropy unless said otherwise (the only valid choice for a stage trained on the data alone)."""
     return {"losses": [{"kind": "ce"}], **value} if isinstance(value, dict) else value
 
 
-def _ce_only(config: TrainConfig | None, stage: str) -> TrainConfig | None:
-    if config is not None and any(t.kind != "ce" for t in config.losses):
-        raise UnicompError(f"{stage} trains on the data alone, but its losses are "
-                           f"{[t.kind for t in config.losses]}", "give it losses: [{kind: ce}] (the default)")
+def _ce_only(config: TrainConfig) -> TrainConfig:
+    if any(t.kind != "ce" for t in config.losses):
+        raise UnicompError(f"teacher_correction and sft train on the data alone, but these losses are "
+                           f"{[t.kind for t in config.losses]}", "give the stage losses: [{kind: ce}] (the default)")
     return config
+
+
+# teacher correction and SFT: a training config whose only loss is cross-entropy on the data
+DataOnlyTraining = Annotated[TrainConfig, BeforeValidator(_with_ce), AfterValidator(_ce_only)]
 
 
 class SftStage(BaseModel):
@@ -73,36 +77,16 @@ class SftStage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: ChatData = Field(default_factory=ChatData)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(
+    train: DataOnlyTraining = Field(default_factory=lambda: TrainConfig(
         steps=50, micro_batch_size=4, lr=5e-5, warmup_steps=5, losses=[LossTerm(kind="ce")]))
-
-    @field_validator("train", mode="before")
-    @classmethod
-    def _ce_default(cls, value: Any) -> Any:
-        return _with_ce(value)
-
-    @field_validator("train")
-    @classmethod
-    def _ce(cls, value: TrainConfig) -> TrainConfig:
-        return _ce_only(value, "sft")
 
 
 class DistillConfig(MethodConfig):
-    teacher_correction: TrainConfig | None = None
+    teacher_correction: DataOnlyTraining | None = None
     train: TrainConfig | None = Field(default_factory=_default_train)
     data: TrainingText = Field(default_factory=TrainingText)
     sft: SftStage | None = None
     calibration_batch_size: int = Field(4, gt=0)
-
-    @field_validator("teacher_correction", mode="before")
-    @classmethod
-    def _correction_defaults(cls, value: Any) -> Any:
-        return _with_ce(value)
-
-    @field_validator("teacher_correction")
-    @classmethod
-    def _correction_ce(cls, value: TrainConfig | None) -> TrainConfig | None:
-        return _ce_only(value, "teacher_correction")
 
 
 class MinitronDepthConfig(DistillConfig):
@@ -151,7 +135,9 @@ class DistillMethod(Method):
 
     def build_student(self, teacher: torch.nn.Module, tokenizer: Any, calibration: Any, *, data_dir: Any = None,
                       checkpoint_dir: Any = None, on_step: Callable[[dict[str, Any]], None] = lambda record: None,
-                      status: Callable[[str], None] = lambda s: None) -> tuple[torch.nn.Module, dict[str, Any]]:
+                      status: Callable[[str], None] = lambda s: None,
+                      base_fingerprint: str | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+        """`base_fingerprint`: the teacher's `fingerprint_model` when the caller already has it."""
         cfg = self.config
         samples = calibration.samples
         b = cfg.calibration_batch_size
@@ -170,7 +156,7 @@ class DistillMethod(Method):
         teacher_parameters = sum(p.numel() for p in teacher.parameters())
         # a checkpoint or logit cache is resumed only by the same method, options, base model and data
         context = json.dumps({"method": self.name, "options": cfg.model_dump(mode="json"),
-                              "base": model_signature(teacher), "calibration": calibration.record.get("sha256")},
+                              "base": base_fingerprint or fingerprint_model(teacher), "calibration": calibration.record.get("sha256")},
                              sort_keys=True)
         if cfg.teacher_correction is not None:
             status(f"teacher correction on {len(text.samples)} windows of {cfg.data.seq_len} tokens")
@@ -193,18 +179,6 @@ class DistillMethod(Method):
         parameters = sum(p.numel() for p in student.parameters())
         return student, {"construction": construction, "training": stages.get("distill"), "stages": stages,
                          "student_parameters": parameters, "teacher_parameters": teacher_parameters}
-
-
-def model_signature(model: torch.nn.Module) -> str:
-    """A cheap, thread-count-independent identity of a model's weights: its config and the raw bytes of
-    the first and last 1,024 values of every tensor (enough to tell checkpoints apart)."""
-    h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    for name, tensor in model.state_dict().items():
-        flat = tensor.detach().reshape(-1)
-        h.update(name.encode())
-        for part in (flat[:1024], flat[-1024:]):
-            h.update(part.cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _stage(model: torch.nn.Module, teacher: torch.nn.Module | None, samples: list[list[int]],
