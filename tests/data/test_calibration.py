@@ -198,11 +198,79 @@ def test_reasoning_needs_a_chat_template_or_says_how_to_turn_it_off(tok) -> None
 
 
 def test_paper_setting_is_a_preset_not_the_default() -> None:
-    assert CalibrationConfig(**PAPER_REASONING).model_dump()["n_samples"] == 512
+    paper = CalibrationConfig(**PAPER_REASONING).model_dump()
+    assert (paper["n_samples"], paper["seq_len"], paper["seed"]) == (512, 1024, 42)
+    assert (paper["selection"], paper["generation_prompt"], paper["arc_choices"]) == ("first", False, False)
     default = CalibrationConfig()
     assert (default.source, default.n_samples, default.seq_len, default.seed) == ("c4", 128, 512, 0)
     assert CalibrationConfig(source="reasoning").uses_chat_template is True
     assert default.uses_chat_template is False
+
+
+def test_the_authors_recipe_is_the_llm_compressor_example_procedure(templated_tok, mirror: Path) -> None:
+    """PAPER_REASONING, rebuilt independently the way the authors' llm-compressor script does it:
+    `train[:k]` of each split, concatenated, `Dataset.shuffle(seed=42)`, the chat template without
+    a generation prompt, tokenized without special tokens and truncated."""
+    import datasets
+
+    options = {**PAPER_REASONING, "n_samples": 9, "seq_len": 40}
+    cal = build(templated_tok, **options)
+    arc = load_rows("allenai/ai2_arc", "ARC-Easy", "train", data_dir=mirror).rows[:3]
+    gsm = load_rows("openai/gsm8k", "main", "train", data_dir=mirror).rows[:3]
+    asdiv = ts.asdiv_questions()
+    rows = ([{"name": "arc_easy", "item": r["id"], "text": r["question"].strip()} for r in arc]
+            + [{"name": "gsm8k", "item": i, "text": r["question"]} for i, r in enumerate(gsm)]
+            + [{"name": "asdiv", "item": asdiv.ids[i], "text": asdiv.texts[i]} for i in range(3)])
+    order = datasets.Dataset.from_dict({"row": list(range(len(rows)))}).shuffle(seed=42)["row"]
+    shuffled = [rows[i] for i in order]
+    assert cal.record["samples"] == [[r["name"], r["item"]] for r in shuffled]
+    for sample, row in zip(cal.samples, shuffled):
+        text = templated_tok.apply_chat_template([{"role": "user", "content": row["text"]}], tokenize=False)
+        assert sample == templated_tok(text, add_special_tokens=False, truncation=True, max_length=40)["input_ids"]
+    first = templated_tok.decode(cal.samples[0])
+    assert first.startswith("<|user|>") and "<|assistant|>" not in first
+    assert cal.record["config"]["selection"] == "first" and "first distinct rows" in cal.record["sampling"]
+    # ARC stems alone: no labelled choice line anywhere.
+    assert not any(re.search(r"\nA\. ", templated_tok.decode(s)) for s in cal.samples)
+    # Today's random draw stays the default and differs.
+    assert build(templated_tok, source="reasoning", n_samples=9, seq_len=40, seed=42).samples != cal.samples
+
+
+def test_first_rows_of_math_come_from_each_subject_in_turn(templated_tok, mirror: Path, tmp_path: Path) -> None:
+    """MATH's train split is one split per subject: the first rows of each, k split evenly."""
+    root = tmp_path / "mirror"
+    for org in ("allenai", "openai"):
+        (root / org).mkdir(parents=True)
+    (root / "allenai" / "ai2_arc").symlink_to(mirror / "allenai" / "ai2_arc")
+    (root / "openai" / "gsm8k").symlink_to(mirror / "openai" / "gsm8k")
+    for subject in ts.MATH_SUBJECTS:
+        folder = root / "EleutherAI" / "hendrycks_math" / subject
+        folder.mkdir(parents=True)
+        lines = [json.dumps({"problem": f"{subject} problem {i}", "solution": "x", "level": "Level 1",
+                             "type": subject}) for i in range(4)]
+        (folder / "train.jsonl").write_text("\n".join(lines) + "\n")
+    cal = build_calibration(CalibrationConfig(**{**PAPER_REASONING, "n_samples": 27, "seq_len": 64}),
+                            templated_tok, data_dir=root, sources=["mirror"])
+    assert cal.record["math_replaced"] is False and cal.record["thirds"]["math"] == 9
+    math_items = sorted(item for name, item in cal.record["samples"] if name == "math")
+    # 9 over 7 subjects: two rows from the first two subjects, one from each other, always the first rows.
+    expected = sorted([f"{s}/{i}" for s in ts.MATH_SUBJECTS[:2] for i in (0, 1)]
+                      + [f"{s}/0" for s in ts.MATH_SUBJECTS[2:]])
+    assert math_items == expected
+
+
+def test_recipe_options_are_checked_and_do_not_change_older_keys() -> None:
+    # Unset, the new options stay out of the dump, so units keyed by older configs keep their keys.
+    dumped = CalibrationConfig(source="reasoning").model_dump()
+    assert not {"selection", "generation_prompt", "arc_choices"} & set(dumped)
+    with pytest.raises(UnicompError, match="unknown calibration selection 'best'.*random, first"):
+        CalibrationConfig(source="reasoning", selection="best")
+    with pytest.raises(UnicompError, match="selection applies to question sets"):
+        CalibrationConfig(selection="first")
+    with pytest.raises(UnicompError, match="arc_choices applies only to source 'reasoning'"):
+        CalibrationConfig(source="dataset", dataset="openai/gsm8k", chat_template=True, arc_choices=False)
+    with pytest.raises(UnicompError, match="generation_prompt applies only with the chat template"):
+        CalibrationConfig(source="reasoning", chat_template=False, generation_prompt=False)
 
 
 # ---------------------------------------------------------------- any dataset

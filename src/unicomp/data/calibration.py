@@ -26,7 +26,11 @@
   never used. Thirds: n_samples // 3 each; the remainder (1 or 2) goes to ARC-Easy, then
   GSM8K. Distinct questions are drawn without replacement per source, then all are shuffled.
   Each question is one user turn of the tokenizer's chat template with the generation prompt
-  (default for this source), truncated to `seq_len` tokens. Paper setting: PAPER_REASONING.
+  (default for this source), truncated to `seq_len` tokens.
+  The authors' own recipe is PAPER_REASONING: ARC-Easy stems without choices (`arc_choices:
+  false`), `selection: first` (the first rows of each train split, MATH's split per subject,
+  shuffled together as `datasets`' `shuffle(seed=42)` does), no generation prompt
+  (`generation_prompt: false`), 512 x 1024, seed 42.
 - `dataset`: any dataset's top-level text `field`. Without the chat template, the texts are
   joined with "\\n\\n", tokenized once and cut into random windows of `seq_len` (the reference
   `get_wikitext2` procedure). With it, one sample per distinct row, wrapped and truncated.
@@ -46,7 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, field_validator, model_serializer, model_validator
 
 from unicomp.data import text_sources as ts
 from unicomp.data.ids import canonical_id
@@ -56,8 +61,15 @@ from unicomp.errors import NotFoundError, UnicompError
 SOURCES = ("c4", "reasoning", "dataset", "tokens")
 # Scored by every evaluation run (perplexity diagnostic); config None = any config.
 ALWAYS_FORBIDDEN: tuple[tuple[str, str | None, str], ...] = (("Salesforce/wikitext", None, "test"),)
-# The paper's task-specific setting (§5.4): CalibrationConfig(**PAPER_REASONING).
-PAPER_REASONING: dict[str, Any] = {"source": "reasoning", "n_samples": 512, "seq_len": 1024, "seed": 42}
+# The paper's task-specific set exactly as the authors built it (§5.4, with llm-compressor's
+# example recipe): ARC-Easy stems without choices, the first rows of each train split shuffled
+# together (datasets' shuffle(seed=42)), chat template without a generation prompt, 512 x 1024.
+PAPER_REASONING: dict[str, Any] = {"source": "reasoning", "n_samples": 512, "seq_len": 1024, "seed": 42,
+                                   "selection": "first", "generation_prompt": False, "arc_choices": False}
+SELECTIONS = ("random", "first")
+# Options added after stores existed: left out of the config's dump while unset, so the units of
+# older configs keep their keys.
+_RECIPE_OPTIONS = ("selection", "generation_prompt", "arc_choices")
 
 _ID_ALIASES = {"wikitext": "Salesforce/wikitext", "c4": "allenai/c4", "competition_math": "hendrycks/competition_math"}
 _DEDUPE_CHARS = 100
@@ -84,6 +96,24 @@ class CalibrationConfig(BaseModel):
     # source="tokens": the file's content hash, filled in when the config is read (so a unit keyed by
     # this config changes when the file does); given, it must match
     tokens_sha256: str | None = None
+    # Question sets: "random" (unset) draws distinct rows with random.Random(seed) then shuffles;
+    # "first" takes the first rows of each split (MATH: of each subject) and shuffles them with
+    # numpy's default_rng(seed), which is what datasets' Dataset.shuffle(seed) does (the authors').
+    selection: str | None = None
+    # With the chat template: end each turn with the assistant prompt (unset: yes). The authors
+    # rendered without it (llm-compressor's examples).
+    generation_prompt: bool | None = None
+    # source="reasoning": ARC-Easy questions with their labelled choices (unset: yes); the
+    # authors used the stem alone.
+    arc_choices: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_unset_recipe(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        for key in _RECIPE_OPTIONS:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
 
     @field_validator("source")
     @classmethod
@@ -91,6 +121,16 @@ class CalibrationConfig(BaseModel):
         name = value.strip().lower()
         if name not in SOURCES:
             raise UnicompError(f"unknown calibration source {value!r}", f"use one of: {', '.join(SOURCES)}")
+        return name
+
+    @field_validator("selection")
+    @classmethod
+    def _selection(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        name = value.strip().lower()
+        if name not in SELECTIONS:
+            raise UnicompError(f"unknown calibration selection {value!r}", f"use one of: {', '.join(SELECTIONS)}")
         return name
 
     @field_validator("n_samples", "seq_len")
@@ -135,6 +175,17 @@ class CalibrationConfig(BaseModel):
         if self.source == "c4" and self.chat_template:
             raise UnicompError("chat_template applies to question sets, not to c4 windows",
                                "drop chat_template, or use source 'reasoning' or 'dataset'")
+        if self.arc_choices is not None and self.source != "reasoning":
+            raise UnicompError(f"calibration option arc_choices applies only to source 'reasoning', not {self.source!r}",
+                               "remove it, or set source to 'reasoning'")
+        if self.generation_prompt is not None and not self.uses_chat_template:
+            raise UnicompError("calibration option generation_prompt applies only with the chat template",
+                               "remove it, or set chat_template: true on a question set")
+        if self.selection is not None and not (self.source == "reasoning" or
+                                               (self.source == "dataset" and self.uses_chat_template)):
+            raise UnicompError(f"calibration option selection applies to question sets (source 'reasoning', or "
+                               f"'dataset' with chat_template: true), not to {self.source!r} windows",
+                               "remove selection")
         return self
 
     @property
@@ -367,7 +418,8 @@ class _Builder:
         self.guard.require(arc_id, "reasoning calibration source")
         self.guard.require(gsm_id, "reasoning calibration source")
         self._check_template()
-        arc = ts.arc_easy_questions(sources=self.order, data_dir=self.data_dir)
+        arc = ts.arc_easy_questions(sources=self.order, data_dir=self.data_dir,
+                                    choices=self.cfg.arc_choices is not False)
         gsm = ts.gsm8k_questions(sources=self.order, data_dir=self.data_dir)
         math, why = ts.math_train_questions(sources=self.order, data_dir=self.data_dir,
                                             allowed=lambda ident: not self.guard.blocks(ident))
@@ -388,10 +440,12 @@ class _Builder:
         n = self.cfg.n_samples
         counts = [n // 3 + (1 if i < n % 3 else 0) for i in range(3)]
         samples, drawn, entries = self._questions(list(zip((arc, gsm, math), counts)))
+        how = ("the first distinct rows of each split (MATH: of each subject, in turn), shuffled together with "
+               "numpy default_rng(seed).permutation (datasets' Dataset.shuffle(seed))" if self.cfg.selection == "first"
+               else "distinct questions without replacement per source (random.Random(seed)), then shuffled")
         return samples, {
             "sampling": ("questions only, thirds ARC-Easy / GSM8K / MATH: n_samples // 3 each, remainder to "
-                         "ARC-Easy then GSM8K; distinct questions without replacement per source "
-                         "(random.Random(seed)), then shuffled; each truncated to seq_len"),
+                         f"ARC-Easy then GSM8K; {how}; each truncated to seq_len"),
             "sources": entries,
             "thirds": {src.name: k for src, k in zip((arc, gsm, math), counts)},
             "math_replaced": bool(fallbacks),
@@ -435,8 +489,9 @@ class _Builder:
                               sources=self.order, data_dir=self.data_dir)
         if cfg.uses_chat_template:
             samples, drawn, entries = self._questions([(src, cfg.n_samples)])
-            return samples, {"sampling": "one distinct row per sample without replacement (random.Random(seed)), "
-                             "chat-templated, truncated to seq_len",
+            how = ("the first distinct rows, shuffled with numpy default_rng(seed)" if cfg.selection == "first"
+                   else "one distinct row per sample without replacement (random.Random(seed))")
+            return samples, {"sampling": f"{how}, chat-templated, truncated to seq_len",
                              "sources": entries, "fallbacks": [], "fallback_used": False,
                              "sources_used": [src.name], "samples": drawn}
         return self._dataset_windows(src)
@@ -505,15 +560,19 @@ class _Builder:
                     f"calibration set too small: {src.name} ({src.identity[0]} {src.identity[2]}) has "
                     f"{len(cands)} distinct texts; n_samples={cfg.n_samples} needs {k} from it",
                     "lower n_samples, or choose a larger source")
-            picks = rng.sample(range(len(cands)), k)
+            picks = _first_rows(src, cands, k) if cfg.selection == "first" else rng.sample(range(len(cands)), k)
             chosen.extend((src.name, cands[i][0], cands[i][1]) for i in picks)
             entries.append({**src.record(), "used": True, "duplicates_dropped": len(src.texts) - len(cands),
                             "n_drawn": k, "items_drawn": sorted(cands[i][0] for i in picks)})
-        rng.shuffle(chosen)
+        if cfg.selection == "first":
+            chosen = [chosen[i] for i in np.random.default_rng(cfg.seed).permutation(len(chosen))]
+        else:
+            rng.shuffle(chosen)
         texts = [text for _, _, text in chosen]
         if cfg.uses_chat_template:
+            prompt = cfg.generation_prompt is not False
             rendered = [self.tok.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
-                                                     add_generation_prompt=True) for t in texts]
+                                                     add_generation_prompt=prompt) for t in texts]
             encoded = self.tok(rendered, add_special_tokens=False)["input_ids"]
         else:
             encoded = self.tok(texts)["input_ids"]
@@ -533,6 +592,26 @@ class _Builder:
                 f"tokenizer {name} has no chat template, so calibration questions cannot be wrapped as user turns",
                 "set chat_template: false in the calibration config (plain question text), "
                 "or use the instruct model's tokenizer")
+
+
+def _first_rows(src: ts.TextSource, cands: list[tuple[Any, str]], k: int) -> list[int]:
+    """Indices of the first k candidates; a source of several subjects (MATH, items named
+    `<subject>/<row>`) gives each subject its first rows in turn, k split evenly (remainder to the
+    first subjects), since MATH's train split is one split per subject."""
+    subjects = src.provenance.get("configs") or [None]
+    if len(subjects) < 2:
+        return list(range(k))
+    groups: dict[str, list[int]] = {}
+    for index, (item, _) in enumerate(cands):
+        groups.setdefault(str(item).split("/", 1)[0], []).append(index)
+    order = [groups.get(name, []) for name in subjects]
+    quota = [k // len(order) + (1 if i < k % len(order) else 0) for i in range(len(order))]
+    short = [(name, len(rows), q) for name, rows, q in zip(subjects, order, quota) if len(rows) < q]
+    if short:
+        name, have, want = short[0]
+        raise UnicompError(f"calibration set too small: {src.name} subject {name} has {have} distinct texts, "
+                           f"the first-rows selection needs {want}", "lower n_samples, or use selection: random")
+    return [i for rows, q in zip(order, quota) for i in rows[:q]]
 
 
 def _tokenizer_record(tok: Any) -> dict[str, Any]:

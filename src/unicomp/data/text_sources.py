@@ -97,21 +97,26 @@ def _check_field(rows: list[dict], field_name: str, what: str) -> None:
                            "set field to a top-level field whose values are strings")
 
 
-def arc_easy_questions(*, sources, data_dir) -> TextSource:
+def arc_easy_questions(*, sources, data_dir, choices: bool = True) -> TextSource:
     """ARC-Easy train questions as asked: the stem, then one line per labelled choice; no answer.
 
     Format: "{question}\\n\\nA. {choice}\\nB. {choice}..." with the dataset's own labels (some
-    items use 1-4). The answerKey is never included.
+    items use 1-4). The answerKey is never included. `choices=False` gives the stem alone, as the
+    UniComp authors calibrated.
     """
     resolved = load_rows("allenai/ai2_arc", "ARC-Easy", "train", sources=sources, data_dir=data_dir)
     ids, texts = [], []
     for row in resolved.rows:
-        choices = row["choices"]
-        lines = [f"{label}. {text}" for label, text in zip(choices["label"], choices["text"])]
         ids.append(row["id"])
+        if not choices:
+            texts.append(row["question"].strip())
+            continue
+        labelled = row["choices"]
+        lines = [f"{label}. {text}" for label, text in zip(labelled["label"], labelled["text"])]
         texts.append(row["question"].strip() + "\n\n" + "\n".join(lines))
     prov = _resolved(resolved)
-    prov["format"] = "question stem, blank line, one 'LABEL. choice' line per choice; answerKey never included"
+    prov["format"] = ("question stem, blank line, one 'LABEL. choice' line per choice; answerKey never included"
+                      if choices else "the 'question' stem alone (no choices, no answerKey)")
     prov["item_ids"] = "'id' field"
     return TextSource("arc_easy", ("allenai/ai2_arc", "ARC-Easy", "train"), ids, texts, prov)
 
