@@ -358,7 +358,8 @@ def serve_cmd(
 @ls_app.command("methods")
 @_friendly(_NOTHING_KEPT)
 def ls_methods() -> None:
-    """Compression methods and their options."""
+    """Compression methods and their options, then the named presets."""
+    from unicomp.compress.presets import PRESETS
     from unicomp.compress.registry import methods
 
     table = Table(title="compression methods (any option: unicomp compress --option key=value)", show_lines=True)
@@ -378,6 +379,13 @@ def ls_methods() -> None:
                          for k, f in cls.Config.model_fields.items())
         table.add_row(name, cls.family, "yes" if cls.needs_calibration else "no", cls.summary_line, opts)
     console.print(table)
+    presets = Table(title="presets (a method with fixed options; options given beside one override it)")
+    for col in ("preset", "method", "options", "what it is"):
+        presets.add_column(col)
+    for name, preset in PRESETS.items():
+        presets.add_row(name, preset.method, ", ".join(f"{k}={v!r}" for k, v in preset.options.items()),
+                        preset.description)
+    console.print(presets)
 
 
 @app.command("run")
@@ -487,29 +495,100 @@ def best_cmd(
 @_friendly(_NOTHING_KEPT)
 def plan_cmd(
     config: str = typer.Argument(..., help="Experiment config (YAML)."),
-    json_out: bool = typer.Option(False, "--json", help="Print {\"units\": [...]} as JSON for machines."),
+    json_out: bool = typer.Option(False, "--json", help="Print {\"units\": [...], \"estimate\": {...}} as JSON for machines."),
+    device: list[str] = typer.Option([], "--device", help="Device profile(s) for the GPU-hour estimate "
+                                     "(default: a100-sxm, h100-sxm, l4); see `unicomp ls devices`."),
+    all_units: bool = typer.Option(False, "--all", help="List every unit even when there are hundreds "
+                                   "(default: a summary per model beyond 200)."),
 ) -> None:
-    """Show the units a run would execute: key, stored or not, what each waits for. Runs nothing."""
+    """Show the units a run would execute (key, stored or not, what each waits for) and an estimate
+    of its GPU hours. Runs nothing and downloads nothing: a model that is not on this machine is
+    planned from its config, without keys."""
     import json
 
+    from unicomp.efficiency.profiles import load_profile
+    from unicomp.models.shape_source import offline_config
+    from unicomp.runs.estimate import DEFAULT_DEVICES, estimate_plan
     from unicomp.runs.experiment import build_plan
+    from unicomp.runs.models import ModelPool
     from unicomp.runs.plan import describe
     from unicomp.runs.store import Store
 
     cfg = _load_config(config)
-    plan = build_plan(cfg)
+    profiles = [load_profile(name) for name in (device or DEFAULT_DEVICES)]
+    pool = ModelPool(cfg.dtype, cfg.device)
+    plan = build_plan(cfg, pool, on_status=status, sketch=True)
     store = Store(cfg.store) if Path(cfg.store).exists() else None
     rows = describe(plan, store)
+    shape = pool.get(cfg.model).model.config if plan.models["base"].fingerprint else offline_config(cfg.model)
+    estimate = estimate_plan(plan, shape, profiles) if shape is not None else None
     if json_out:
-        console.print_json(json.dumps({"units": rows, "store": cfg.store}))
+        console.print_json(json.dumps({"units": rows, "store": cfg.store, "estimate": estimate}))
         return
-    table = Table(title=f"plan of {cfg.name}: {len(rows)} units, {sum(r['stored'] for r in rows)} stored")
-    for col in ("#", "unit", "key", "stored", "waits for"):
-        table.add_column(col)
-    for i, r in enumerate(rows, start=1):
-        table.add_row(str(i), r["unit"], r["key"] or "(after its dependencies)", "yes" if r["stored"] else "no",
-                      ", ".join(r["waits_for"]))
+    unknown = plan.models["base"].fingerprint is None
+    title = f"plan of {cfg.name}: {len(rows)} units, {sum(r['stored'] for r in rows)} stored"
+    if len(rows) > 200 and not all_units:
+        _print_plan_summary(title, plan, rows)
+    else:
+        table = Table(title=title)
+        for col in ("#", "unit", "key", "stored", "waits for"):
+            table.add_column(col)
+        for i, r in enumerate(rows, start=1):
+            pending = "(model not on this machine)" if unknown else "(after its dependencies)"
+            table.add_row(str(i), r["unit"], r["key"] or pending, "yes" if r["stored"] else "no",
+                          ", ".join(r["waits_for"]))
+        console.print(table)
+    if estimate is None:
+        warning(f"no GPU-hour estimate: no config for {cfg.model} on this machine (give a local folder or an alias)")
+        return
+    _print_estimate(estimate)
+
+
+def _print_plan_summary(title: str, plan, rows: list[dict]) -> None:
+    """Units counted per model and kind: what a plan of thousands of units amounts to."""
+    from collections import Counter
+
+    label_of = {}
+    for unit in plan.units:
+        judged = getattr(unit, "evaluate", None)  # a judge unit belongs to the model it judges
+        model = getattr(judged or unit, "model", None) or getattr(unit, "variant", None)
+        label_of[unit.name] = getattr(model, "label", model)
+    kinds = sorted({r["kind"] for r in rows})
+    counts = Counter((label_of[r["unit"]], r["kind"]) for r in rows)
+    stored = Counter(label_of[r["unit"]] for r in rows if r["stored"])
+    table = Table(title=title + " (per model; --all lists every unit)")
+    for col in ("model", "source", *kinds, "stored"):
+        table.add_column(col, justify="left" if col in ("model", "source") else "right")
+    for label, ref in plan.models.items():
+        source = ref.spec or "compressed from the base"
+        table.add_row(label, source, *(str(counts[(label, k)]) for k in kinds), str(stored[label]))
     console.print(table)
+
+
+def _hours(value: float) -> str:
+    return "<0.01" if 0 < value < 0.01 else f"{value:,.2f}"
+
+
+def _print_estimate(estimate: dict) -> None:
+    devices = estimate["devices"]
+    kinds = sorted({k for d in devices.values() for k in d["hours"]})
+    table = Table(title="modeled GPU hours (a planning figure from datasheet peaks, not a measurement)")
+    table.add_column("work")
+    for name in devices:
+        table.add_column(name, justify="right")
+    for kind in kinds:
+        table.add_row(kind, *(_hours(d["hours"].get(kind, 0.0)) for d in devices.values()))
+    table.add_row("total", *(_hours(d["total"]) for d in devices.values()), style="bold")
+    console.print(table)
+    a = estimate["assumptions"]
+    console.print(f"assumed: {a['compute_utilisation']:.0%} of peak compute, {a['bandwidth_utilisation']:.0%} of peak "
+                  f"bandwidth, {a['generation_batch']} sequences decoding at once, every answer runs to its budget, "
+                  f"{a['chars_per_token']:g} characters per token", soft_wrap=True)
+    not_counted = ", ".join(f"{n} {k}" for k, n in estimate["not_counted"].items())
+    if not_counted:
+        console.print(f"not counted: {not_counted} units (seconds each, or run on a judge endpoint)", soft_wrap=True)
+    for note in estimate["notes"]:
+        console.print(f"note: {note}", soft_wrap=True)
 
 
 def _fmt(value, spec: str = ".4f") -> str:

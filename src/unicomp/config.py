@@ -110,6 +110,10 @@ class VariantConfig(_Strict):
                              "or a model (hub id, folder, .gguf) for a prebuilt checkpoint")
         if self.model is not None and (self.options or self.calibration):
             raise ValueError(f"variant {self.name!r} is a prebuilt model: `options` and `calibration` apply to methods")
+        if self.method is not None:  # a preset (awq-w4a16, ...) becomes its method and options
+            from unicomp.compress.presets import resolve
+
+            self.method, self.options = resolve(self.method, self.options)
         return self
 
 

@@ -39,11 +39,16 @@ def methods() -> dict[str, type[Method]]:
 
 
 def get_method(name: str) -> type[Method]:
+    """The method class named `name` (or named by the preset `name`)."""
+    from unicomp.compress.presets import PRESETS
+
     known = methods()
+    if name in PRESETS:
+        name = PRESETS[name].method
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, [*known, *PRESETS], n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise NotFoundError(f"unknown compression method {name!r}{hint}", f"known methods: {', '.join(known)}")
+        raise NotFoundError(f"unknown compression method {name!r}{hint}", f"known methods: {', '.join(known)}; presets: {', '.join(PRESETS)}")
     return known[name]
 
 
@@ -51,6 +56,9 @@ def make_method(name: str, options: dict[str, Any]) -> Method:
     """A configured method; bad options give one line naming the option."""
     from pydantic import ValidationError
 
+    from unicomp.compress.presets import resolve
+
+    name, options = resolve(name, options)
     cls = get_method(name)
     try:
         return cls(cls.Config(**options))
