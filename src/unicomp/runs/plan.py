@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unicomp.errors import NotFoundError
 from unicomp.runs.models import ModelPool, ModelRef
 from unicomp.runs.store import Store
 from unicomp.runs.units import CompressUnit, DistanceUnit, EvaluateUnit, JudgeUnit, ProfileUnit, Unit
@@ -30,11 +31,13 @@ class Plan:
 
 
 def prepare_tasks(task_names: list[str], limit_for, *, data_dir, sources=None, strict_sources: bool = False,
-                  on_status=lambda s: None, max_gen_toks_for=lambda name: None) -> list[tuple]:
+                  on_status=lambda s: None, max_gen_toks_for=lambda name: None, missing_ok: bool = False) -> list[tuple]:
     """(spec, docs, resolved) per task: datasets resolved and validated before any model work.
 
     `max_gen_toks_for(task)` overrides a generation task's answer budget (a CPU-sized run of a
-    protocol that allows 1280 tokens); the override is part of the task's settings and unit key."""
+    protocol that allows 1280 tokens); the override is part of the task's settings and unit key.
+    `missing_ok` (planning only): a dataset no source serves gives (spec, None, None) instead of
+    an error, so a paper-scale plan can be sketched on a machine without the hub."""
     from dataclasses import replace
 
     from unicomp.evaluate.runner import load_task_docs
@@ -46,8 +49,15 @@ def prepare_tasks(task_names: list[str], limit_for, *, data_dir, sources=None, s
         budget = max_gen_toks_for(name)
         if budget is not None and spec.output_type == "generate_until":
             spec = replace(spec, max_gen_toks=budget)
-        docs, resolved = load_task_docs(spec, limit_for(name), data_dir=data_dir, sources=sources,
-                                        strict_sources=strict_sources)
+        try:
+            docs, resolved = load_task_docs(spec, limit_for(name), data_dir=data_dir, sources=sources,
+                                            strict_sources=strict_sources)
+        except NotFoundError as exc:
+            if not missing_ok:
+                raise
+            on_status(f"{spec.name}: not on this machine ({exc.problem})")
+            prepared.append((spec, None, None))
+            continue
         split_note = "" if resolved.split == resolved.requested_split else f" (fallback from {resolved.requested_split})"
         on_status(f"{spec.name}: {resolved.dataset_id} {resolved.split}{split_note} from {resolved.source}")
         prepared.append((spec, docs, resolved))
@@ -94,19 +104,36 @@ def _endpoint(cfg, label: str):
     return cfg.backend.endpoint_for(label) if cfg.backend is not None else None
 
 
-def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
+def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None, sketch: bool = False) -> Plan:
     """Units of a run config: base evaluations; per variant compress (or a prebuilt model),
-    evaluations on the same items, and the distance to the base."""
+    evaluations on the same items, and the distance to the base.
+
+    `sketch` (`unicomp plan`): models whose weights are not on this machine are planned from
+    their config and left unidentified (no keys), and datasets no source serves are planned
+    without items, so a paper-scale config can be planned offline without any download."""
     from unicomp.evaluate.lm import resolve_max_length
+    from unicomp.models.shape_source import offline_config, on_this_machine
 
     prepared = prepare_tasks(cfg.evaluation.tasks, cfg.limit_for, data_dir=cfg.data_dir,
-                             strict_sources=cfg.strict_sources, on_status=on_status, max_gen_toks_for=cfg.max_gen_toks_for)
+                             strict_sources=cfg.strict_sources, on_status=on_status, max_gen_toks_for=cfg.max_gen_toks_for,
+                             missing_ok=sketch)
     if cfg.executor != "local" and Path(cfg.model).expanduser().exists():  # workers run in other folders
         cfg = cfg.model_copy(update={"model": str(Path(cfg.model).expanduser().absolute())})
+
+    def identify(ref: ModelRef) -> ModelRef:
+        if sketch and not on_this_machine(ref.spec):
+            on_status(f"{ref.label}: {ref.spec} is not on this machine; planned from its config, keys unknown")
+            return ref
+        return pool.identify(ref)
+
     pool.pin(cfg.model)
-    base = pool.identify(ModelRef("base", spec=cfg.model))
-    loaded = pool.get(cfg.model)
-    max_length = resolve_max_length(loaded.model, loaded.tokenizer)
+    base = identify(ModelRef("base", spec=cfg.model))
+    if base.fingerprint is None and sketch:
+        config = offline_config(cfg.model)
+        max_length = resolve_max_length(_ConfigOnly(config), None) if config is not None else None
+    else:
+        loaded = pool.get(cfg.model)
+        max_length = resolve_max_length(loaded.model, loaded.tokenizer)
     ev = cfg.evaluation
     common = dict(limit_for=cfg.limit_for, num_fewshot=ev.num_fewshot, batch_size=ev.batch_size, max_length=max_length,
                   device=cfg.device)
@@ -120,12 +147,16 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
     if cfg.distance.enabled:
         from unicomp.data.resolver import load_rows
 
-        wikitext = load_rows("Salesforce/wikitext", "wikitext-2-raw-v1", "test", data_dir=cfg.data_dir,
-                             strict=cfg.strict_sources)
+        try:
+            wikitext = load_rows("Salesforce/wikitext", "wikitext-2-raw-v1", "test", data_dir=cfg.data_dir,
+                                 strict=cfg.strict_sources)
+        except NotFoundError:
+            if not sketch:
+                raise
     for variant in cfg.variants:
         needs: tuple[str, ...] = ()
         if variant.model is not None:  # a prebuilt checkpoint: scored as it is
-            ref = pool.identify(ModelRef(variant.name, spec=variant.model))
+            ref = identify(ModelRef(variant.name, spec=variant.model))
         else:
             compress = CompressUnit(
                 name=f"compress {variant.name}", variant=variant.name, method=variant.method, options=variant.options,
@@ -142,6 +173,13 @@ def plan_experiment(cfg, pool: ModelPool, *, on_status=lambda s: None) -> Plan:
             units.append(DistanceUnit(name=f"distance {variant.name} vs base", base=base, variant=ref, resolved=wikitext,
                                       windows=cfg.distance.windows, seq_len=cfg.distance.seq_len, needs=needs))
     return Plan(units, models, prepared)
+
+
+class _ConfigOnly:
+    """Stands in for a model where only its config is needed (resolve_max_length)."""
+
+    def __init__(self, config) -> None:
+        self.config = config
 
 
 def plan_evaluation(req, pool: ModelPool, *, on_status=lambda s: None) -> Plan:

@@ -133,7 +133,7 @@ class EvaluateUnit(Unit):
         return settings
 
     def key(self) -> str | None:
-        if self.model.fingerprint is None or self.max_length is None:
+        if self.model.fingerprint is None or self.max_length is None or self.resolved is None:
             return None
         return unit_key("evaluate", self.model.fingerprint, self.spec.name, self.settings(), self.resolved.revision)
 

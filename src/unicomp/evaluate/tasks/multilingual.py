@@ -21,7 +21,7 @@ from __future__ import annotations
 import string
 
 from unicomp.evaluate.extraction import regex_extractor
-from unicomp.evaluate.tasks.mmlu_subjects import MMLU_SUBJECTS
+from unicomp.evaluate.tasks.mmlu_subjects import MMLU_SUBJECTS, MMLU_TEST_ROWS
 from unicomp.evaluate.tasks.spec import DatasetRef, Doc, TaskSpec
 
 CATEGORY = "multilingual"
@@ -42,7 +42,7 @@ def _global_mmlu_text(d: Doc) -> str:
 def _global_mmlu(lang: str, subject: str) -> TaskSpec:
     return TaskSpec(
         name=f"global_mmlu_full_{lang}_{subject}", category=CATEGORY, output_type="multiple_choice",
-        dataset=DatasetRef(GLOBAL_MMLU_ID, lang, "test"),
+        dataset=DatasetRef(GLOBAL_MMLU_ID, lang, "test", documented_rows=MMLU_TEST_ROWS[subject]),
         # One split per language holds every subject; lm-eval filters it (and the dev exemplars) by subject.
         process_docs=lambda docs: [d for d in docs if d["subject"] == subject],
         doc_to_text=_global_mmlu_text,

@@ -177,7 +177,7 @@ _PROTOCOLS = (
     _Protocol("math_500", "math_500", MATH, DatasetRef("HuggingFaceH4/MATH-500", None, "test"), "test", 4,
               _math_shots, _math_results, MATH_PASS_AT_1.name, lambda d: d["answer"],
               ("problem", "solution", "answer"), tag_rows, BALANCED_SEED),
-    _Protocol("gpqa_diamond", "gpqa:diamond", GPQA, DatasetRef("Idavidrein/gpqa", "gpqa_diamond", "train"), "train", 5,
+    _Protocol("gpqa_diamond", "gpqa:diamond", GPQA, DatasetRef("Idavidrein/gpqa", "gpqa_diamond", "train", documented_rows=198), "train", 5,
               _gpqa_shots, _gpqa_results, "gpqa_pass@k:k=1", lambda d: ascii_uppercase[d[GOLD]],
               ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3"),
               _gpqa_docs, BALANCED_SEED),

@@ -30,6 +30,9 @@ class DatasetRef:
     config: str | None
     split: str
     fallback_splits: tuple[str, ...] = ()
+    # Rows of the split as published, for datasets that are hub-only here: lets `unicomp plan`
+    # size a paper-scale run on a machine without them (never used to score).
+    documented_rows: int | None = None
 
 
 @dataclass(frozen=True)
