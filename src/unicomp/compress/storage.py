@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from unicomp.compress.quant import ct_format
+from unicomp.compress.quant import awq_format, ct_format, gptq_format
 from unicomp.compress import sparse_storage
 
 AUTO = "auto"  # compressed-tensors for quantized models, dense otherwise
@@ -124,10 +124,21 @@ STORAGES: dict[str, Storage] = {s.name: s for s in (
 )}
 NAMES = (AUTO, *STORAGES)
 
+# Formats unicomp reads but never writes (other tools' checkpoints, e.g. the paper's public ones):
+# (detect, load), tried after unicomp's own storages.
+FOREIGN: tuple[tuple[Callable[[Path], bool], Callable[..., torch.nn.Module]], ...] = (
+    (gptq_format.is_gptq_folder, gptq_format.load_gptq),
+    (awq_format.is_awq_folder, awq_format.load_awq),
+)
+
 
 def loader_for(folder: Path) -> Callable[[Path, torch.dtype], torch.nn.Module] | None:
-    """unicomp's own loader for a folder written in a compressed storage, or None (transformers)."""
+    """unicomp's own loader for a folder in a compressed storage or a foreign quantized format
+    (GPTQ, AWQ), or None (transformers)."""
     for storage in STORAGES.values():
         if storage.detect is not None and storage.detect(folder):
             return storage.load
+    for detect, load in FOREIGN:
+        if detect(folder):
+            return load
     return None

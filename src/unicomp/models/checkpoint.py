@@ -118,6 +118,8 @@ def load_checkpoint(
         from unicomp.compress.storage import loader_for
 
         folder = Path(str(where))
+        if not folder.is_dir():  # a hub repo in a format unicomp reads itself (public GPTQ / AWQ releases)
+            folder = _foreign_snapshot(str(where), revision, local_files_only) or folder
         loader = loader_for(folder) if folder.is_dir() else None  # unicomp's compressed storages
         if loader is not None:
             model = loader(folder, torch_dtype(dtype))
@@ -145,6 +147,24 @@ def load_checkpoint(
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+FOREIGN_QUANT_METHODS = ("gptq", "awq")
+
+
+def _foreign_snapshot(repo_id: str, revision: str | None, local_files_only: bool) -> Path | None:
+    """The local snapshot of a hub repo whose config says GPTQ or AWQ (downloaded if needed), so it
+    loads through unicomp's readers on any device instead of CUDA-only kernel packages; None otherwise."""
+    import json
+
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    config = hf_hub_download(repo_id, "config.json", revision=revision, local_files_only=local_files_only)
+    raw = json.loads(Path(config).read_text()).get("quantization_config") or {}
+    if str(raw.get("quant_method", "")).lower() not in FOREIGN_QUANT_METHODS:
+        return None
+    return Path(snapshot_download(repo_id, revision=revision, local_files_only=local_files_only,
+                                  allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]))
 
 
 def _load_error(what: str, where: str | Path, exc: Exception, trust: bool) -> UnicompError:

@@ -436,7 +436,7 @@ def _assign_schemes(model: torch.nn.Module, config: QuantizationConfig) -> dict[
     return assigned
 
 
-def _read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+def read_tensors(folder: Path) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for file in sorted(folder.glob("*.safetensors")):
         state.update(load_file(file))
@@ -465,25 +465,40 @@ def load_quantized(folder: str | Path, dtype: torch.dtype | None = None, *, pack
     Linears hold the dequantized (fake-quant) weights; with `pack`, `execution` then decides how
     they run (packed kernels, or the float reference in fp32; see packed.prepare_execution).
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.initialization import no_init_weights
-
     folder = Path(folder)
     config = readable_config(folder)
     if config is None:
         raise UnicompError(f"{folder} is not a compressed-tensors int-quantized checkpoint unicomp can read",
                            "load it with transformers directly")
+    model, hf_config = empty_model(folder, dtype)
+    schemes = _assign_schemes(model, config)
+    parts, rest = _split_state(read_tensors(folder), schemes)
+    decoded = {name: decode(parts[name], scheme, scheme.format or config.format, name)
+               for name, scheme in schemes.items()}
+    return finish_quantized(model, hf_config, decoded, rest, pack=pack, execution=execution)
+
+
+def empty_model(folder: Path, dtype: torch.dtype | None = None) -> tuple[torch.nn.Module, Any]:
+    """The folder's architecture with uninitialised weights, its quantization_config dropped (unicomp
+    attaches the quantized linears itself); every weight must then come from the checkpoint."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
+
     hf_config = AutoConfig.from_pretrained(str(folder))
     if hasattr(hf_config, "quantization_config"):
         delattr(hf_config, "quantization_config")
-    with no_init_weights():  # every parameter comes from the checkpoint; _load_rest refuses any left out
+    with no_init_weights():  # _load_rest refuses any parameter left out
         model = AutoModelForCausalLM.from_config(hf_config, dtype=dtype or _config_dtype(hf_config))
-    schemes = _assign_schemes(model, config)
-    parts, rest = _split_state(_read_tensors(folder), schemes)
-    for name, scheme in schemes.items():
-        fmt = scheme.format or config.format
-        attach(model.get_submodule(name), decode(parts[name], scheme, fmt, name))
-    _load_rest(model, rest, set(schemes), getattr(hf_config, "tie_word_embeddings", False))
+    return model, hf_config
+
+
+def finish_quantized(model: torch.nn.Module, hf_config: Any, decoded: dict[str, QuantizedWeight],
+                     rest: dict[str, torch.Tensor], *, pack: bool, execution: str) -> torch.nn.Module:
+    """Attach each decoded QuantizedWeight, load every other tensor, and pick the execution path:
+    the end of every quantized-folder loader (compressed-tensors, GPTQ, AWQ)."""
+    for name, qw in decoded.items():
+        attach(model.get_submodule(name), qw)
+    _load_rest(model, rest, set(decoded), getattr(hf_config, "tie_word_embeddings", False))
     model.eval()
     return _prepare(model, execution) if pack else model
 
