@@ -14,6 +14,7 @@ Needs the dev extra (lm-eval[ifeval]).
 
 from __future__ import annotations
 
+from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import os
@@ -124,7 +125,7 @@ def main() -> None:
 
     mirror = Path(os.environ["UNICOMP_DATA_DIR"]).resolve()
     loaded = load_model(args.model, dtype="float32")
-    report = {"model": loaded.record()["name"], "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+    report = {"machine": machine(), "model": loaded.record()["name"], "threads": torch.get_num_threads(), "batch_size": args.batch_size,
               "tasks": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in [t for t in args.tasks.split(",") if t]:

@@ -14,6 +14,7 @@ Needs the dev extra (lm-eval).
 
 from __future__ import annotations
 
+from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import time
@@ -94,7 +95,7 @@ def main() -> None:
     loaded = load_model(args.model, dtype="float32")
     model, tok = loaded.model, loaded.tokenizer
     prompts, kwargs = gsm8k_prompts(args.limit)
-    report = {"model": args.model, "limit": args.limit, "threads": torch.get_num_threads(), "kwargs": kwargs,
+    report = {"machine": machine(), "model": args.model, "limit": args.limit, "threads": torch.get_num_threads(), "kwargs": kwargs,
               "prompt_tokens_mean": sum(len(tok(p)["input_ids"]) for p in prompts) / len(prompts), "runs": []}
     ours_by_prompt: dict[str, str] = {}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:

@@ -14,6 +14,7 @@ Needs the dev extra: pip install -e '.[dev]'.
 
 from __future__ import annotations
 
+from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import os
@@ -61,7 +62,7 @@ def main() -> None:
     loaded = load_model(args.model, dtype="float32")
     model, tok = loaded.model, loaded.tokenizer
     names = [t for t in args.tasks.split(",") if t]
-    report = {"model": loaded.record(), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+    report = {"machine": machine(), "model": loaded.record(), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
               "limit": args.limit, "tasks": {}}
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,6 +31,7 @@ only matter to those two tasks. Datasets are read from the mirror instead of the
 
 from __future__ import annotations
 
+from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import hashlib
 import json
@@ -313,7 +314,7 @@ def main() -> None:
     os.environ["UNICOMP_DATA_DIR"] = str(data_dir)
     offline_lighteval()
     random.seed(0)
-    report: dict = {"cases": check_cases()}
+    report: dict = {"machine": machine(), "cases": check_cases()}
     if not args.check_cases:
         names = [t for t in args.tasks.split(",") if t]
         hashes: dict | None = {} if args.write_hashes else None

@@ -19,6 +19,7 @@ Results go in docs/benchmarks.md ("Pruning quality and speed").
 
 from __future__ import annotations
 
+from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import math
@@ -98,7 +99,7 @@ def main() -> None:
     base = load_model(args.model)
     cal = build_calibration(CalibrationConfig(source="c4", n_samples=args.n_samples, seq_len=args.seq_len, seed=0),
                             base.tokenizer)
-    report: dict[str, Any] = {"model": base.record(), "calibration_sha256": cal.record["sha256"],
+    report: dict[str, Any] = {"machine": machine(), "model": base.record(), "calibration_sha256": cal.record["sha256"],
                               "sparsity": args.sparsity, "ppl_windows": args.ppl_windows or "all", "runs": {}}
     theirs = None
     with tempfile.TemporaryDirectory() as tmp:
