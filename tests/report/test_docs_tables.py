@@ -1,0 +1,44 @@
+"""scripts/docs_tables.py rewrites a docs page's run tables from the store, and --check notices a
+number that no longer reproduces (a real tiny run; the script run as users run it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from unicomp.config import load_config
+from unicomp.runs.experiment import run_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "docs_tables.py"), *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: Path, tiny_model: Path) -> None:
+    raw = {"name": "doc", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
+           "evaluation": {"tasks": ["arc_easy"], "limit": 4, "batch_size": 4},
+           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"windows": 1, "seq_len": 32},
+           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}
+    config = tmp_path / "doc.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = run_experiment(load_config(config))
+    doc = tmp_path / "page.md"
+    doc.write_text(f"intro\n<!-- run-table: {config} -->\nold numbers\n<!-- /run-table -->\nend\n")
+
+    assert script(str(doc), "--check", cwd=tmp_path).returncode == 1  # "old numbers" do not reproduce
+    done = script(str(doc), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = doc.read_text()
+    assert result["run_id"] in text and text.startswith("intro\n") and text.endswith("<!-- /run-table -->\nend\n")
+    score = next(r["score"] for r in result["rows"] if r["model"] == "magnitude-50")
+    assert f"| magnitude-50 | {score:.3f} |" in text
+    assert script(str(doc), "--check", cwd=tmp_path).returncode == 0
+    doc.write_text(text.replace(f"| magnitude-50 | {score:.3f} |", "| magnitude-50 | 0.999 |"))
+    check = script(str(doc), "--check", cwd=tmp_path)
+    assert check.returncode == 1 and "differs" in check.stdout
