@@ -1,19 +1,39 @@
-"""Compression quality and speed on SmolLM2-135M, ours vs llm-compressor 0.14 (pruning and GPTQ).
+"""Compression quality and speed on SmolLM2-135M, ours vs llm-compressor 0.14 (pruning, GPTQ, SmoothQuant W8A8).
 
 For each `--run` (a method and its options) this script
   1. builds ONE calibration set with unicomp (C4 windows, default 128 x 512 tokens, seed 0) and
-     writes its token ids to a file, so both tools calibrate on identical tokens;
-  2. prunes a fresh copy of the base with unicomp, timing `compress_model` alone (2 threads);
+     writes its token ids to a file, so both tools calibrate on identical tokens (the reference's
+     record of the ids' fingerprint is checked against ours: `calibration_identical`);
+  2. compresses a fresh copy of the base with unicomp, timing `compress_model` alone (2 threads;
+     `--repeats N` times on fresh copies, min/median/max reported; wall time, and the process CPU
+     time with the 1-minute load average around each run, since other processes on the cores
+     inflate wall time: `time_ratio` is ours / theirs in wall time, `cpu_time_ratio` in CPU time);
   3. optionally runs llm-compressor 0.14's `oneshot` on the same tokens in its own virtualenv
-     (`bench/llmcompressor_reference.py`; it pins transformers <= 5.17) and reads its numbers;
+     (`bench/llmcompressor_reference.py`; it pins transformers <= 5.17), `--repeats N` times too,
+     and reads its numbers;
   4. scores every model with the same WikiText-2 fixed-window perplexity (GPTQ-paper protocol,
-     first `--ppl-windows` windows of 2048 tokens).
+     first `--ppl-windows` windows of 2048 tokens; the reference reads the very rows scored here,
+     written to a file next to the calibration ids).
 
-    UNICOMP_DATA_DIR=../shared/data python bench/vs_llmcompressor.py --json out.json \
-        --run "wanda sparsity=0.5" --run "sparsegpt pattern=2:4" --run "gptq bits=4 group_size=64" \
-        [--llmcompressor /root/.venvs/llmcompressor/bin/python]
+    UNICOMP_DATA_DIR=<data mirror> python bench/vs_llmcompressor.py --json out.json \\
+        --run "wanda sparsity=0.5" --run "sparsegpt pattern=2:4" --run "gptq bits=4 group_size=64" \\
+        --run "smoothquant" [--llmcompressor <llm-compressor venv>/bin/python] [--repeats 3]
 
-Methods llm-compressor has a reference for: wanda, sparsegpt, gptq (others run ours only).
+Methods llm-compressor has a reference for: wanda, sparsegpt, gptq, and smoothquant with
+`weights: gptq` (unicomp's default), whose reference is llm-compressor's W8A8 recipe
+SmoothQuantModifier(smoothing_strength=alpha) + GPTQModifier(targets=["Linear"], scheme="W8A8",
+ignore=["lm_head"]) (`--method smoothquant-w8a8` of the reference script; alpha, actorder and
+dampening are passed on from unicomp's config). Other methods run ours only.
+
+W8A8 (smoothquant): unicomp's compressed model is fake-quantized in its weights only; its
+activations are rounded per token at run time. Here, as when unicomp loads a saved W8A8 model in
+fp32 (`packed.prepare_execution(model, "reference")`), every such linear's input is rounded to the
+symmetric per-token int8 grid before the perplexity is scored; llm-compressor's model does the same
+through compressed-tensors' forward wrapper (the reference script checks it). `--weight-only-ppl`
+also scores both models with activations left in float (a diagnostic).
+
+Paths come only from arguments or the environment: the model (an alias or a local folder),
+the data mirror (`--data-dir`, default $UNICOMP_DATA_DIR), the llm-compressor python and the outputs.
 
 Results go in docs/benchmarks.md.
 """
@@ -23,7 +43,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import platform
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,7 +55,8 @@ import torch
 
 RUNS = ["magnitude", "magnitude pattern=2:4", "wanda", "wanda pattern=2:4", "sparsegpt", "sparsegpt pattern=2:4"]
 PRUNING_DEFAULTS = {"sparsity": 0.5, "pattern": "unstructured"}
-REFERENCE_METHODS = ("wanda", "sparsegpt", "gptq")
+# our method -> the reference script's --method
+REFERENCE_METHODS = {"wanda": "wanda", "sparsegpt": "sparsegpt", "gptq": "gptq", "smoothquant": "smoothquant-w8a8"}
 
 
 def parse_run(spec: str) -> tuple[str, dict]:
@@ -41,15 +65,26 @@ def parse_run(spec: str) -> tuple[str, dict]:
     options: dict = dict(PRUNING_DEFAULTS) if method in ("magnitude", "wanda", "sparsegpt") else {}
     for pair in pairs:
         key, value = pair.split("=", 1)
-        options[key] = json.loads(value) if value not in ("unstructured",) and not ":" in value else value
+        options[key] = json.loads(value) if value not in ("unstructured", "gptq", "rtn") and not ":" in value else value
     return method, options
 
 
-def reference_args(method: str, options: dict) -> list[str]:
-    """llm-compressor reference script arguments for the same method and options."""
+def reference_method(method: str, config) -> str | None:
+    """The reference script's --method for our method, or None when llm-compressor has no counterpart."""
+    if method == "smoothquant" and getattr(config, "weights", "gptq") != "gptq":
+        return None  # llm-compressor's W8A8 recipe quantizes the weights with GPTQ only
+    return REFERENCE_METHODS.get(method)
+
+
+def reference_args(method: str, options: dict, config) -> list[str]:
+    """llm-compressor reference script arguments for the same method and options (`config`: our
+    method's resolved config, defaults included)."""
     if method == "gptq":
         return ["--bits", str(options.get("bits", 4)), "--group-size", str(options.get("group_size", 128)),
                 "--actorder", "weight" if options.get("actorder", True) else "none"]
+    if method == "smoothquant":
+        return ["--smoothing-strength", str(config.alpha), "--actorder", "weight" if config.actorder else "none",
+                "--dampening", str(config.dampening)]
     return ["--sparsity", str(options["sparsity"]), "--pattern", options["pattern"]]
 
 
@@ -58,9 +93,46 @@ def perplexity(lm, text: str, windows: int) -> float:
     return math.exp(sum(nlls) / len(nlls))
 
 
+def spread(values: list[float]) -> dict:
+    """min / median / max (and n) of repeated timings."""
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return {"n": n, "min": ordered[0], "median": median, "max": ordered[-1]}
+
+
+def cpu_model_name() -> str | None:
+    """The first "model name" of /proc/cpuinfo (x86; "Model"/"Hardware" elsewhere), else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=Path(__file__).resolve().parent, capture_output=True, text=True).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+@torch.no_grad()
+def probe_logits(model, ids: list[int]) -> torch.Tensor:
+    return model(input_ids=torch.tensor([ids]), use_cache=False).logits.float()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--model", default="smollm2-135m-instruct", help="unicomp model alias or local model folder")
+    ap.add_argument("--data-dir", default=None, help="local dataset mirror (default: $UNICOMP_DATA_DIR)")
     ap.add_argument("--n-samples", type=int, default=128)
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--ppl-windows", type=int, default=32)
@@ -69,12 +141,23 @@ def main() -> None:
     ap.add_argument("--compute-dtype", default=None, help="unicomp calibration passes in this dtype (e.g. bfloat16)")
     ap.add_argument("--run", action="append", default=None,
                     help="'METHOD key=value ...' (repeatable); default: the pruning set")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="time each tool's compression this many times on fresh copies (min/median/max); "
+                         "perplexity is scored once, on the last copy")
+    ap.add_argument("--weight-only-ppl", action="store_true",
+                    help="W8A8 methods: also score both models with activations left in float (diagnostic)")
     ap.add_argument("--llmcompressor", default=None, help="python of the llm-compressor venv; omit to skip")
+    ap.add_argument("--reference-dir", default=None,
+                    help="keep the reference's full JSON and log per run here (default: a temporary folder)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
     torch.set_num_threads(args.threads)
+    data_dir = args.data_dir or os.environ.get("UNICOMP_DATA_DIR") or None
 
     from unicomp.compress.apply import compress_model
+    from unicomp.compress.quant.packed import prepare_execution
     from unicomp.compress.registry import make_method
     from unicomp.data.calibration import CalibrationConfig, build_calibration
     from unicomp.data.resolver import load_rows
@@ -82,41 +165,120 @@ def main() -> None:
     from unicomp.models.loading import load_model
 
     base = load_model(args.model)
-    text = "\n\n".join(r["text"] for r in load_rows("Salesforce/wikitext", "wikitext-2-raw-v1", "test").rows)
+    wiki = load_rows("Salesforce/wikitext", "wikitext-2-raw-v1", "test", data_dir=data_dir)
+    text = "\n\n".join(r["text"] for r in wiki.rows)
     cal = build_calibration(CalibrationConfig(source="c4", n_samples=args.n_samples, seq_len=args.seq_len, seed=0),
-                            base.tokenizer)
-    report = {"model": base.record(), "threads": args.threads, "calibration": {k: cal.record[k] for k in
-              ("n_samples", "total_tokens", "sha256") if k in cal.record}, "ppl_windows": args.ppl_windows, "runs": []}
+                            base.tokenizer, data_dir=data_dir)
+    report = {"model": base.record(), "threads": args.threads,
+              "cpu": {"model_name": cpu_model_name(), "machine": platform.machine(), "cpu_count": os.cpu_count()},
+              "unicomp_commit": git_commit(), "python": platform.python_version(), "torch": torch.__version__,
+              "repeats": args.repeats,
+              "calibration": {k: cal.record[k] for k in ("n_samples", "total_tokens", "sha256") if k in cal.record},
+              "wikitext": {"source": wiki.source, "location": wiki.location, "rows": len(wiki.rows)},
+              "ppl_windows": args.ppl_windows, "runs": []}
     report["base_ppl"] = perplexity(LanguageModel(base.model, base.tokenizer), text, args.ppl_windows)
     print(f"base ppl {report['base_ppl']:.3f}", flush=True)
+    probe = cal.samples[0][:256]
 
     with tempfile.TemporaryDirectory() as tmp:
+        ref_dir = Path(args.reference_dir) if args.reference_dir else Path(tmp)
+        ref_dir.mkdir(parents=True, exist_ok=True)
         cal_file = Path(tmp) / "calibration.json"
         cal_file.write_text(json.dumps(cal.samples))
+        wiki_file = Path(tmp) / "wikitext-2-raw-v1-test.jsonl"  # the rows scored here, for the reference
+        wiki_file.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in wiki.rows))
         for spec in args.run or RUNS:
             method, options = parse_run(spec)
-            fresh = load_model(args.model)
-            start = time.perf_counter()
-            rep = compress_model(fresh.model, make_method(method, options), cal, batch_size=args.batch_size,
-                                 compute_dtype=args.compute_dtype)
-            seconds = time.perf_counter() - start
-            ppl = perplexity(LanguageModel(fresh.model, fresh.tokenizer), text, args.ppl_windows)
-            row = {"method": method, "options": options, "compute_dtype": args.compute_dtype or "float32",
-                   "unicomp_seconds": seconds, "unicomp_ppl": ppl, "summary": rep.summary,
-                   "peak_rss_mib": rep.peak_memory_bytes / 2**20}
-            if args.llmcompressor and method in REFERENCE_METHODS:
-                out = Path(tmp) / f"{len(report['runs'])}-{method}.json"
+            seconds_runs: list[float] = []
+            cpu_runs: list[float] = []
+            loadavg_runs: list[dict] = []
+            for _ in range(args.repeats):
+                fresh = load_model(args.model)
+                compressor = make_method(method, options)
+                load_before = os.getloadavg()[0]
+                cpu_start = time.process_time()
+                start = time.perf_counter()
+                rep = compress_model(fresh.model, compressor, cal, batch_size=args.batch_size,
+                                     compute_dtype=args.compute_dtype)
+                seconds_runs.append(time.perf_counter() - start)
+                cpu_runs.append(time.process_time() - cpu_start)
+                loadavg_runs.append({"before": load_before, "after": os.getloadavg()[0]})
+                print(f"{method}: unicomp run {len(seconds_runs)}/{args.repeats} {seconds_runs[-1]:.2f} s", flush=True)
+                if len(seconds_runs) == 1:
+                    peak_rss_mib = rep.peak_memory_bytes / 2**20
+            stats = spread(seconds_runs)
+            row = {"method": method, "options": options, "config": compressor.config.model_dump(mode="json"),
+                   "compute_dtype": args.compute_dtype or "float32",
+                   "unicomp_seconds": stats["median"], "unicomp_seconds_runs": seconds_runs,
+                   "unicomp_seconds_stats": stats, "unicomp_cpu_seconds_runs": cpu_runs,
+                   "unicomp_cpu_seconds_stats": spread(cpu_runs), "unicomp_loadavg_1min_runs": loadavg_runs,
+                   "summary": rep.summary, "peak_rss_mib": peak_rss_mib}
+            lm = LanguageModel(fresh.model, fresh.tokenizer)
+            if getattr(compressor, "quantizes_activations", False):
+                # W8A8: round each quantized linear's input per token, as a loaded fp32 W8A8 model runs
+                if args.weight_only_ppl:
+                    row["unicomp_ppl_weights_only"] = perplexity(lm, text, args.ppl_windows)
+                before = probe_logits(fresh.model, probe)
+                row["unicomp_execution"] = prepare_execution(fresh.model, "reference")
+                row["unicomp_probe_logits_max_abs_diff_act_quant_on_vs_off"] = float(
+                    (probe_logits(fresh.model, probe) - before).abs().max())
+            row["unicomp_ppl"] = perplexity(lm, text, args.ppl_windows)
+            ref_method = reference_method(method, compressor.config)
+            if args.llmcompressor and ref_method:
+                stem = f"{len(report['runs'])}-{ref_method}"
+                out, log = ref_dir / f"{stem}.json", ref_dir / f"{stem}.log"
                 cmd = [args.llmcompressor, str(Path(__file__).with_name("llmcompressor_reference.py")), "--model",
-                       base.location, "--method", method, *reference_args(method, options),
-                       "--calibration", str(cal_file), "--threads", str(args.threads),
-                       "--ppl-windows", str(args.ppl_windows), "--out", str(out)]
-                subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+                       base.location, "--method", ref_method, *reference_args(method, options, compressor.config),
+                       "--calibration", str(cal_file), "--wikitext", str(wiki_file), "--threads", str(args.threads),
+                       "--ppl-windows", str(args.ppl_windows), "--repeats", str(args.repeats), "--out", str(out)]
+                if args.weight_only_ppl and ref_method == "smoothquant-w8a8":
+                    cmd.append("--weight-only-ppl")
+                row["llmcompressor_command"] = cmd
+                with log.open("w") as fh:
+                    done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)  # loguru logs to stdout
+                if done.returncode:
+                    sys.stderr.write(log.read_text()[-4000:])
+                    raise SystemExit(f"llm-compressor reference failed ({done.returncode}); log: {log}")
                 theirs = json.loads(out.read_text())
-                row.update({"llmcompressor_seconds": theirs["oneshot_seconds"], "llmcompressor_ppl": theirs["wikitext2"]["ppl"],
-                            "llmcompressor_sparsity": (theirs.get("sparsity") or {}).get("overall"),
-                            "time_ratio": seconds / theirs["oneshot_seconds"]})
+                their_stats = theirs.get("oneshot_seconds_stats") or spread([theirs["oneshot_seconds"]])
+                row.update({
+                    "llmcompressor_seconds": theirs["oneshot_seconds"],
+                    "llmcompressor_seconds_runs": theirs.get("oneshot_seconds_runs", [theirs["oneshot_seconds"]]),
+                    "llmcompressor_seconds_stats": their_stats,
+                    "llmcompressor_ppl": theirs["wikitext2"]["ppl"],
+                    "llmcompressor_sparsity": (theirs.get("sparsity") or {}).get("overall"),
+                    "llmcompressor_pipeline": (theirs.get("pipeline") or {}).get("ran"),
+                    "llmcompressor_recipe": theirs.get("recipe"),
+                    "llmcompressor_versions": {k: theirs["versions"].get(k) for k in
+                                               ("llmcompressor", "compressed-tensors", "transformers", "torch")},
+                    "calibration_identical": theirs["calibration"]["sha256"] == cal.record.get("sha256"),
+                    "ppl_rel_diff": (row["unicomp_ppl"] - theirs["wikitext2"]["ppl"]) / theirs["wikitext2"]["ppl"],
+                    "time_ratio": stats["median"] / theirs["oneshot_seconds"],
+                    "time_ratio_min": stats["min"] / their_stats["min"],
+                })
+                if "oneshot_cpu_seconds_stats" in theirs:
+                    their_cpu = theirs["oneshot_cpu_seconds_stats"]
+                    row.update({"llmcompressor_cpu_seconds_runs": theirs["oneshot_cpu_seconds_runs"],
+                                "llmcompressor_cpu_seconds_stats": their_cpu,
+                                "llmcompressor_loadavg_1min_runs": theirs.get("loadavg_1min_runs"),
+                                "cpu_time_ratio": spread(cpu_runs)["median"] / their_cpu["median"]})
+                for key in ("w8a8_check", "smoothing", "gptq_log"):
+                    if key in theirs:
+                        row[f"llmcompressor_{key}"] = theirs[key]
+                if "quantization" in theirs:
+                    q = theirs["quantization"]
+                    row["llmcompressor_quantization"] = {k: q[k] for k in ("max_abs_offgrid", "quantized_layers",
+                                                                            "decoder_linear_layers")}
+                if "wikitext2_weights_only" in theirs:
+                    row["llmcompressor_ppl_weights_only"] = theirs["wikitext2_weights_only"]["ppl"]
+                if args.reference_dir:
+                    row["llmcompressor_json"] = str(out)
+            elif args.llmcompressor and method in REFERENCE_METHODS:
+                row["llmcompressor_skipped"] = "llm-compressor's W8A8 recipe has GPTQ weights only (weights: gptq)"
             report["runs"].append(row)
-            print(json.dumps(row), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k not in ("summary", "llmcompressor_command",
+                                                                       "llmcompressor_smoothing")}), flush=True)
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(report, indent=2, default=str))
 
 
