@@ -72,7 +72,8 @@ def main() -> None:
     models = [m for m in families if m != "base"]
     calibration = [(p["variant"], q["variant"]) for p in report.get("calibration_pairs", [])
                    for q in report.get("calibration_pairs", [])
-                   if p["method"] == q["method"] and p["calibration"] == "reasoning" and q["calibration"] == "c4"]
+                   if p["method"] == q["method"] and p["options"] == q["options"]
+                   and p["calibration"] == "reasoning" and q["calibration"] == "c4"]
     quantized = [m for m in models if families[m] == "quantization"]
     others = [m for m in models if families[m] not in ("quantization", "base")]
     pairs = [*calibration, *((q, o) for q in quantized for o in others)]

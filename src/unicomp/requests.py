@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unicomp.errors import UnicompError
 from unicomp.models.options import normalize_dtype
@@ -89,3 +89,11 @@ class CompressRequest(Request):
     @classmethod
     def _compute_dtype(cls, value: str | None) -> str | None:
         return None if value is None else normalize_dtype(value)
+
+    @model_validator(mode="after")
+    def _preset(self) -> "CompressRequest":
+        """A preset (awq-w4a16, ...) becomes its method and options, as in run configs."""
+        from unicomp.compress.presets import resolve
+
+        self.method, self.options = resolve(self.method, self.options)
+        return self

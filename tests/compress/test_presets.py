@@ -25,6 +25,13 @@ def test_a_preset_variant_is_the_same_unit_as_its_method_with_those_options() ->
     assert make_method(preset.method, preset.options).config == make_method(explicit.method, explicit.options).config
 
 
+def test_unicomp_compress_resolves_a_preset_like_a_run_config() -> None:
+    from unicomp.requests import CompressRequest
+
+    req = CompressRequest(model="m", method="awq-w4a16", out="o", options={"group_size": 64})
+    assert (req.method, req.options) == ("awq", {"bits": 4, "group_size": 64, "symmetric": True})
+
+
 def test_every_preset_builds_and_unknown_names_suggest_presets() -> None:
     for name in PRESETS:
         make_method(name, {})

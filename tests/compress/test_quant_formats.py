@@ -114,6 +114,8 @@ def test_a_gptq_checkpoint_is_a_prebuilt_variant_of_a_run(tmp_path: Path) -> Non
 
 
 def test_unreadable_variants_are_refused_with_a_fix(tmp_path: Path) -> None:
+    from unicomp.compress.quant.gptq_format import is_gptq_folder
+
     folder = tmp_path / "gptq3"
     shutil.copytree(FIXTURES / "gptq_w4_g32_asym", folder)
     config = json.loads((folder / "config.json").read_text())
@@ -121,6 +123,15 @@ def test_unreadable_variants_are_refused_with_a_fix(tmp_path: Path) -> None:
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(UnicompError, match="3-bit GPTQ checkpoints are not readable.*2, 4, 8-bit"):
         load_gptq(folder)
+    assert not is_gptq_folder(folder)  # left to transformers (and its kernels) rather than refused
+    assert is_gptq_folder(FIXTURES / "gptq_w4_g32_asym")
+    broken = tmp_path / "gidx"
+    shutil.copytree(FIXTURES / "gptq_w4_g32_sym_descact", broken)
+    state = load_file(broken / "model.safetensors")
+    state["model.layers.0.self_attn.q_proj.g_idx"] = state["model.layers.0.self_attn.q_proj.g_idx"] + 4
+    save_file(state, broken / "model.safetensors")
+    with pytest.raises(UnicompError, match="g_idx is not one group in"):
+        load_gptq(broken)
     awq = tmp_path / "gemv"
     shutil.copytree(FIXTURES / "awq_gemm_w4_g32_zp", awq)
     config = json.loads((awq / "config.json").read_text())

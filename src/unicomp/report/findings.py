@@ -36,8 +36,12 @@ def collect(config: Any, store: Any) -> tuple[dict[str, TaskItems], dict[str, st
             key = judged.get(unit.name, keys[unit.name])
             if key is None or store.find_unit(key) is None:
                 raise LookupError(f"{unit.name} is not in the store: finish the run first")
-            records.setdefault(unit.spec.name, {})[unit.model.label] = store.records(key)
-            specs[unit.spec.name] = (unit.spec, store.find_unit(key).category)
+            spec = unit.spec
+            # a group the report pools (MMLU's subjects) is one task here too: its items, item-weighted
+            name = spec.group if spec.group and spec.pool_group and not spec.report_members else spec.name
+            mine = [{**r, "item_id": f"{spec.name}:{r['item_id']}"} for r in store.records(key)]
+            records.setdefault(name, {}).setdefault(unit.model.label, []).extend(mine)
+            specs.setdefault(name, (spec, store.find_unit(key).category))
     tasks = {}
     for name, by_model in records.items():
         aligned = align(specs[name][0], specs[name][1], by_model)
@@ -62,30 +66,37 @@ def statistics(tasks: dict[str, TaskItems], models: list[str], pairs: list[tuple
             return None
         return spec.retained(metric, base, mine)
 
-    def mean(values: list[float | None]) -> float | None:
-        kept = [v for v in values if v is not None]
-        return sum(kept) / len(kept) if kept else None
+    # Which parts each mean has is fixed by the point estimate (the first call): a resample where one
+    # of them is undefined (its base scored 0 there) gives no value, rather than a mean of fewer parts.
+    parts: dict[str, frozenset[str]] = {}
+
+    def mean(key: str, values: dict[str, float | None]) -> float | None:
+        defined = frozenset(k for k, v in values.items() if v is not None)
+        if key not in parts:
+            parts[key] = defined
+        if not parts[key] or not parts[key] <= defined:
+            return None
+        return sum(values[k] for k in parts[key]) / len(parts[key])
 
     def stat(scores: Scores) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
         base_dims = {d: dimension_score(d, {t: s for t, s in scores["base"].items() if t in SUBTASKS}) for d in DIMENSIONS}
         for model in models:
-            cats: dict[str, list[float | None]] = {}
+            cats: dict[str, dict[str, float | None]] = {}
             for task, t in tasks.items():
                 if task not in SUBTASKS:
-                    cats.setdefault(t.category, []).append(retention(scores, model, task))
+                    value = retention(scores, model, task)
+                    cats.setdefault(t.category, {})[task] = value
+                    out[f"{model}|task|{task}"] = value
+                    out[f"{model}|score|{task}"] = scores[model][task].get(t.spec.ranked_by)
             for cat, values in cats.items():
-                out[f"{model}|cat|{cat}"] = mean(values)
-                for task, t in tasks.items():
-                    if t.category == cat and task not in SUBTASKS:
-                        out[f"{model}|task|{task}"] = retention(scores, model, task)
-                        out[f"{model}|score|{task}"] = scores[model][task].get(t.spec.ranked_by)
+                out[f"{model}|cat|{cat}"] = mean(f"{model}|cat|{cat}", values)
             mine = {t: s for t, s in scores[model].items() if t in SUBTASKS}
             for dim in DIMENSIONS:
                 value, ref = dimension_score(dim, mine), base_dims[dim]
                 out[f"{model}|dim|{dim}"] = 100.0 * value / ref if value is not None and ref else None
-            perf = mean([out.get(f"{model}|cat|{c}") for c in PERFORMANCE])
-            rel = mean([out.get(f"{model}|dim|{d}") for d in RELIABILITY])
+            perf = mean(f"{model}|perf", {c: out.get(f"{model}|cat|{c}") for c in PERFORMANCE})
+            rel = mean(f"{model}|rel", {d: out.get(f"{model}|dim|{d}") for d in RELIABILITY})
             out[f"{model}|perf"], out[f"{model}|rel"] = perf, rel
             out[f"{model}|gap"] = perf - rel if perf is not None and rel is not None else None
             knowledge = out.get(f"{model}|cat|knowledge")

@@ -27,7 +27,15 @@ TENSORS = ("qweight", "qzeros", "scales")
 
 
 def is_awq_folder(folder: Path) -> bool:
-    return quant_config(Path(folder), "awq") is not None
+    """An AWQ folder unicomp reads (4-bit GEMM with zero points); others are left to transformers."""
+    raw = quant_config(Path(folder), "awq")
+    if raw is None:
+        return False
+    try:
+        _check(raw, Path(folder))
+    except UnicompError:
+        return False
+    return True
 
 
 def _check(raw: dict[str, Any], folder: Path) -> int | None:

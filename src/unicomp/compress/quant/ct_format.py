@@ -437,8 +437,17 @@ def _assign_schemes(model: torch.nn.Module, config: QuantizationConfig) -> dict[
 
 
 def read_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a folder's safetensors files (the shards its index names, when it has one)."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        files = sorted({folder / f for f in json.loads(index.read_text())["weight_map"].values()})
+    else:
+        files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise UnicompError(f"no *.safetensors weights in {folder}",
+                           "use a safetensors release of the checkpoint (pickled .bin weights are never loaded)")
     state: dict[str, torch.Tensor] = {}
-    for file in sorted(folder.glob("*.safetensors")):
+    for file in files:
         state.update(load_file(file))
     return state
 
@@ -498,6 +507,11 @@ def finish_quantized(model: torch.nn.Module, hf_config: Any, decoded: dict[str, 
     the end of every quantized-folder loader (compressed-tensors, GPTQ, AWQ)."""
     for name, qw in decoded.items():
         attach(model.get_submodule(name), qw)
+    expected = set(model.state_dict())
+    for key in [k for k in rest if k not in expected]:
+        # what older packers saved and today's models do not hold: rotary buffers, all-zero biases
+        if key.endswith("rotary_emb.inv_freq") or (key.endswith(".bias") and not bool(rest[key].any())):
+            del rest[key]
     _load_rest(model, rest, set(decoded), getattr(hf_config, "tie_word_embeddings", False))
     model.eval()
     return _prepare(model, execution) if pack else model

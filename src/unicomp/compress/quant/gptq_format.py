@@ -41,7 +41,15 @@ def quant_config(folder: Path, method: str) -> dict[str, Any] | None:
 
 
 def is_gptq_folder(folder: Path) -> bool:
-    return quant_config(Path(folder), "gptq") is not None
+    """A GPTQ folder unicomp reads; others (3-bit, kernel-specific repacks) are left to transformers."""
+    raw = quant_config(Path(folder), "gptq")
+    if raw is None:
+        return False
+    try:
+        _check(raw, Path(folder))
+    except UnicompError:
+        return False
+    return True
 
 
 def _check(raw: dict[str, Any], folder: Path) -> tuple[int, int | None, bool, bool]:
@@ -78,6 +86,9 @@ def decode(tensors: dict[str, torch.Tensor], bits: int, group_size: int | None, 
     contiguous = torch.arange(in_features) // size
     if g_idx is not None:
         g_idx = g_idx.to(torch.int64)
+        if tuple(g_idx.shape) != (in_features,) or bool(g_idx.min() < 0) or bool(g_idx.max() >= groups):
+            raise UnicompError(f"GPTQ linear {where}: g_idx is not one group in [0, {groups}) per input row",
+                               "the checkpoint is damaged or of another layout")
         if torch.equal(g_idx, contiguous):
             g_idx = None
     if groups != (in_features + size - 1) // size:
