@@ -117,7 +117,7 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
                              text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False,
                                cwd=Path(__file__).resolve().parent, capture_output=True, text=True).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -149,6 +149,11 @@ def main() -> None:
     ap.add_argument("--llmcompressor", default=None, help="python of the llm-compressor venv; omit to skip")
     ap.add_argument("--reference-dir", default=None,
                     help="keep the reference's full JSON and log per run here (default: a temporary folder)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse what --json and --reference-dir already hold for the same model, calibration ids, "
+                         "windows and repeats: a run whose unicomp side is complete is not compressed again, and a "
+                         "finished reference JSON in --reference-dir is read instead of re-run (long runs on a "
+                         "machine where jobs get stopped)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     if args.repeats < 1:
@@ -176,56 +181,95 @@ def main() -> None:
               "calibration": {k: cal.record[k] for k in ("n_samples", "total_tokens", "sha256") if k in cal.record},
               "wikitext": {"source": wiki.source, "location": wiki.location, "rows": len(wiki.rows)},
               "ppl_windows": args.ppl_windows, "runs": []}
-    report["base_ppl"] = perplexity(LanguageModel(base.model, base.tokenizer), text, args.ppl_windows)
+    previous: dict[str, dict] = {}
+    if args.resume and Path(args.json).is_file():
+        old = json.loads(Path(args.json).read_text())
+        same = all(old.get(k) == report[k] for k in ("calibration", "ppl_windows", "repeats", "threads")) and \
+            old.get("model", {}).get("location") == report["model"].get("location")
+        if same:
+            previous = {run_key(r["method"], r["options"]): r for r in old.get("runs", [])
+                        if "unicomp_ppl" in r and (not args.weight_only_ppl or "unicomp_ppl_weights_only" in r
+                                                   or "unicomp_execution" not in r)}
+            if "base_ppl" in old:
+                report["base_ppl"] = old["base_ppl"]
+            report["resumed"] = {"from_commit": old.get("unicomp_commit"), "runs_reused": sorted(previous)}
+        else:
+            print(f"--resume: {args.json} was made with another model, calibration, windows, repeats or threads; "
+                  "starting afresh", flush=True)
+    if "base_ppl" not in report:
+        report["base_ppl"] = perplexity(LanguageModel(base.model, base.tokenizer), text, args.ppl_windows)
     print(f"base ppl {report['base_ppl']:.3f}", flush=True)
     probe = cal.samples[0][:256]
+
+    def save() -> None:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+
+    def run_ours(method: str, options: dict) -> tuple[dict, dict, list[float]]:
+        """Compress fresh copies with unicomp (--repeats times) and score the last: our row, timing stats, CPU times."""
+        seconds_runs: list[float] = []
+        cpu_runs: list[float] = []
+        loadavg_runs: list[dict] = []
+        for _ in range(args.repeats):
+            fresh = load_model(args.model)
+            compressor = make_method(method, options)
+            load_before = os.getloadavg()[0]
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            rep = compress_model(fresh.model, compressor, cal, batch_size=args.batch_size,
+                                 compute_dtype=args.compute_dtype)
+            seconds_runs.append(time.perf_counter() - start)
+            cpu_runs.append(time.process_time() - cpu_start)
+            loadavg_runs.append({"before": load_before, "after": os.getloadavg()[0]})
+            print(f"{method}: unicomp run {len(seconds_runs)}/{args.repeats} {seconds_runs[-1]:.2f} s", flush=True)
+            if len(seconds_runs) == 1:
+                peak_rss_mib = rep.peak_memory_bytes / 2**20
+        stats = spread(seconds_runs)
+        row = {"method": method, "options": options, "config": compressor.config.model_dump(mode="json"),
+               "compute_dtype": args.compute_dtype or "float32",
+               "unicomp_seconds": stats["median"], "unicomp_seconds_runs": seconds_runs,
+               "unicomp_seconds_stats": stats, "unicomp_cpu_seconds_runs": cpu_runs,
+               "unicomp_cpu_seconds_stats": spread(cpu_runs), "unicomp_loadavg_1min_runs": loadavg_runs,
+               "summary": rep.summary, "peak_rss_mib": peak_rss_mib}
+        lm = LanguageModel(fresh.model, fresh.tokenizer)
+        if getattr(compressor, "quantizes_activations", False):
+            # W8A8: round each quantized linear's input per token, as a loaded fp32 W8A8 model runs
+            if args.weight_only_ppl:
+                row["unicomp_ppl_weights_only"] = perplexity(lm, text, args.ppl_windows)
+            before = probe_logits(fresh.model, probe)
+            row["unicomp_execution"] = prepare_execution(fresh.model, "reference")
+            row["unicomp_probe_logits_max_abs_diff_act_quant_on_vs_off"] = float(
+                (probe_logits(fresh.model, probe) - before).abs().max())
+        row["unicomp_ppl"] = perplexity(lm, text, args.ppl_windows)
+        return row, stats, cpu_runs
 
     with tempfile.TemporaryDirectory() as tmp:
         ref_dir = Path(args.reference_dir) if args.reference_dir else Path(tmp)
         ref_dir.mkdir(parents=True, exist_ok=True)
-        cal_file = Path(tmp) / "calibration.json"
+        # with --reference-dir the inputs stay too, so the reference can be re-run by hand
+        cal_file = ref_dir / "calibration.json"
         cal_file.write_text(json.dumps(cal.samples))
-        wiki_file = Path(tmp) / "wikitext-2-raw-v1-test.jsonl"  # the rows scored here, for the reference
+        wiki_file = ref_dir / "wikitext-2-raw-v1-test.jsonl"  # the rows scored here, for the reference
         wiki_file.write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in wiki.rows))
         for spec in args.run or RUNS:
             method, options = parse_run(spec)
-            seconds_runs: list[float] = []
-            cpu_runs: list[float] = []
-            loadavg_runs: list[dict] = []
-            for _ in range(args.repeats):
-                fresh = load_model(args.model)
-                compressor = make_method(method, options)
-                load_before = os.getloadavg()[0]
-                cpu_start = time.process_time()
-                start = time.perf_counter()
-                rep = compress_model(fresh.model, compressor, cal, batch_size=args.batch_size,
-                                     compute_dtype=args.compute_dtype)
-                seconds_runs.append(time.perf_counter() - start)
-                cpu_runs.append(time.process_time() - cpu_start)
-                loadavg_runs.append({"before": load_before, "after": os.getloadavg()[0]})
-                print(f"{method}: unicomp run {len(seconds_runs)}/{args.repeats} {seconds_runs[-1]:.2f} s", flush=True)
-                if len(seconds_runs) == 1:
-                    peak_rss_mib = rep.peak_memory_bytes / 2**20
-            stats = spread(seconds_runs)
-            row = {"method": method, "options": options, "config": compressor.config.model_dump(mode="json"),
-                   "compute_dtype": args.compute_dtype or "float32",
-                   "unicomp_seconds": stats["median"], "unicomp_seconds_runs": seconds_runs,
-                   "unicomp_seconds_stats": stats, "unicomp_cpu_seconds_runs": cpu_runs,
-                   "unicomp_cpu_seconds_stats": spread(cpu_runs), "unicomp_loadavg_1min_runs": loadavg_runs,
-                   "summary": rep.summary, "peak_rss_mib": peak_rss_mib}
-            lm = LanguageModel(fresh.model, fresh.tokenizer)
-            if getattr(compressor, "quantizes_activations", False):
-                # W8A8: round each quantized linear's input per token, as a loaded fp32 W8A8 model runs
-                if args.weight_only_ppl:
-                    row["unicomp_ppl_weights_only"] = perplexity(lm, text, args.ppl_windows)
-                before = probe_logits(fresh.model, probe)
-                row["unicomp_execution"] = prepare_execution(fresh.model, "reference")
-                row["unicomp_probe_logits_max_abs_diff_act_quant_on_vs_off"] = float(
-                    (probe_logits(fresh.model, probe) - before).abs().max())
-            row["unicomp_ppl"] = perplexity(lm, text, args.ppl_windows)
+            compressor = make_method(method, options)
+            row = previous.get(run_key(method, options))
+            if row is not None:  # --resume: ours is complete
+                print(f"{method}: unicomp side reused from {args.json}", flush=True)
+                stats, cpu_runs = row["unicomp_seconds_stats"], row.get("unicomp_cpu_seconds_runs")
+                report["runs"].append(row)
+            else:
+                row, stats, cpu_runs = run_ours(method, options)
+                report["runs"].append(row)
+                save()  # ours is done: keep it even if the reference fails or is stopped
+            if "llmcompressor_ppl" in row:
+                print(json.dumps({k: v for k, v in row.items() if k not in ("summary", "llmcompressor_command",
+                                                                           "llmcompressor_smoothing")}), flush=True)
+                continue
             ref_method = reference_method(method, compressor.config)
             if args.llmcompressor and ref_method:
-                stem = f"{len(report['runs'])}-{ref_method}"
+                stem = f"{len(report['runs']) - 1}-{ref_method}"
                 out, log = ref_dir / f"{stem}.json", ref_dir / f"{stem}.log"
                 cmd = [args.llmcompressor, str(Path(__file__).with_name("llmcompressor_reference.py")), "--model",
                        base.location, "--method", ref_method, *reference_args(method, options, compressor.config),
@@ -234,52 +278,71 @@ def main() -> None:
                 if args.weight_only_ppl and ref_method == "smoothquant-w8a8":
                     cmd.append("--weight-only-ppl")
                 row["llmcompressor_command"] = cmd
-                with log.open("w") as fh:
-                    done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)  # loguru logs to stdout
-                if done.returncode:
-                    sys.stderr.write(log.read_text()[-4000:])
-                    raise SystemExit(f"llm-compressor reference failed ({done.returncode}); log: {log}")
-                theirs = json.loads(out.read_text())
-                their_stats = theirs.get("oneshot_seconds_stats") or spread([theirs["oneshot_seconds"]])
-                row.update({
-                    "llmcompressor_seconds": theirs["oneshot_seconds"],
-                    "llmcompressor_seconds_runs": theirs.get("oneshot_seconds_runs", [theirs["oneshot_seconds"]]),
-                    "llmcompressor_seconds_stats": their_stats,
-                    "llmcompressor_ppl": theirs["wikitext2"]["ppl"],
-                    "llmcompressor_sparsity": (theirs.get("sparsity") or {}).get("overall"),
-                    "llmcompressor_pipeline": (theirs.get("pipeline") or {}).get("ran"),
-                    "llmcompressor_recipe": theirs.get("recipe"),
-                    "llmcompressor_versions": {k: theirs["versions"].get(k) for k in
-                                               ("llmcompressor", "compressed-tensors", "transformers", "torch")},
-                    "calibration_identical": theirs["calibration"]["sha256"] == cal.record.get("sha256"),
-                    "ppl_rel_diff": (row["unicomp_ppl"] - theirs["wikitext2"]["ppl"]) / theirs["wikitext2"]["ppl"],
-                    "time_ratio": stats["median"] / theirs["oneshot_seconds"],
-                    "time_ratio_min": stats["min"] / their_stats["min"],
-                })
-                if "oneshot_cpu_seconds_stats" in theirs:
-                    their_cpu = theirs["oneshot_cpu_seconds_stats"]
-                    row.update({"llmcompressor_cpu_seconds_runs": theirs["oneshot_cpu_seconds_runs"],
-                                "llmcompressor_cpu_seconds_stats": their_cpu,
-                                "llmcompressor_loadavg_1min_runs": theirs.get("loadavg_1min_runs"),
-                                "cpu_time_ratio": spread(cpu_runs)["median"] / their_cpu["median"]})
-                for key in ("w8a8_check", "smoothing", "gptq_log"):
-                    if key in theirs:
-                        row[f"llmcompressor_{key}"] = theirs[key]
-                if "quantization" in theirs:
-                    q = theirs["quantization"]
-                    row["llmcompressor_quantization"] = {k: q[k] for k in ("max_abs_offgrid", "quantized_layers",
-                                                                            "decoder_linear_layers")}
-                if "wikitext2_weights_only" in theirs:
-                    row["llmcompressor_ppl_weights_only"] = theirs["wikitext2_weights_only"]["ppl"]
+                theirs = json.loads(out.read_text()) if args.resume and out.is_file() else None
+                if theirs is not None and not (theirs.get("calibration", {}).get("sha256") == cal.record.get("sha256")
+                                               and "wikitext2" in theirs
+                                               and theirs["args"].get("ppl_windows") == args.ppl_windows
+                                               and theirs["args"].get("repeats", 1) == args.repeats
+                                               and theirs["args"].get("method") == ref_method):
+                    theirs = None
+                if theirs is None:
+                    with log.open("w") as fh:
+                        done = subprocess.run(cmd, check=False, stdout=fh, stderr=subprocess.STDOUT)  # loguru logs to stdout
+                    if done.returncode:
+                        sys.stderr.write(log.read_text()[-4000:])
+                        raise SystemExit(f"llm-compressor reference failed ({done.returncode}); log: {log}")
+                    theirs = json.loads(out.read_text())
+                else:
+                    print(f"{method}: reference reused from {out}", flush=True)
+                merge_reference(row, theirs, stats, cpu_runs, cal.record.get("sha256"))
                 if args.reference_dir:
                     row["llmcompressor_json"] = str(out)
             elif args.llmcompressor and method in REFERENCE_METHODS:
                 row["llmcompressor_skipped"] = "llm-compressor's W8A8 recipe has GPTQ weights only (weights: gptq)"
-            report["runs"].append(row)
+            save()
             print(json.dumps({k: v for k, v in row.items() if k not in ("summary", "llmcompressor_command",
                                                                        "llmcompressor_smoothing")}), flush=True)
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+
+
+def run_key(method: str, options: dict) -> str:
+    return method + " " + json.dumps(options, sort_keys=True)
+
+
+def merge_reference(row: dict, theirs: dict, stats: dict, cpu_runs: list[float] | None,
+                    calibration_sha: str | None) -> None:
+    """Copy the reference's numbers into our row, with the perplexity difference and the time ratios."""
+    their_stats = theirs.get("oneshot_seconds_stats") or spread([theirs["oneshot_seconds"]])
+    row.update({
+        "llmcompressor_seconds": theirs["oneshot_seconds"],
+        "llmcompressor_seconds_runs": theirs.get("oneshot_seconds_runs", [theirs["oneshot_seconds"]]),
+        "llmcompressor_seconds_stats": their_stats,
+        "llmcompressor_ppl": theirs["wikitext2"]["ppl"],
+        "llmcompressor_sparsity": (theirs.get("sparsity") or {}).get("overall"),
+        "llmcompressor_pipeline": (theirs.get("pipeline") or {}).get("ran"),
+        "llmcompressor_recipe": theirs.get("recipe"),
+        "llmcompressor_versions": {k: theirs["versions"].get(k) for k in
+                                   ("llmcompressor", "compressed-tensors", "transformers", "torch")},
+        "llmcompressor_cpu": theirs.get("cpu"),
+        "calibration_identical": theirs["calibration"]["sha256"] == calibration_sha,
+        "ppl_rel_diff": (row["unicomp_ppl"] - theirs["wikitext2"]["ppl"]) / theirs["wikitext2"]["ppl"],
+        "time_ratio": stats["median"] / theirs["oneshot_seconds"],
+        "time_ratio_min": stats["min"] / their_stats["min"],
+    })
+    if "oneshot_cpu_seconds_stats" in theirs and cpu_runs:
+        their_cpu = theirs["oneshot_cpu_seconds_stats"]
+        row.update({"llmcompressor_cpu_seconds_runs": theirs["oneshot_cpu_seconds_runs"],
+                    "llmcompressor_cpu_seconds_stats": their_cpu,
+                    "llmcompressor_loadavg_1min_runs": theirs.get("loadavg_1min_runs"),
+                    "cpu_time_ratio": spread(cpu_runs)["median"] / their_cpu["median"]})
+    for key in ("w8a8_check", "smoothing", "gptq_log"):
+        if key in theirs:
+            row[f"llmcompressor_{key}"] = theirs[key]
+    if "quantization" in theirs:
+        q = theirs["quantization"]
+        row["llmcompressor_quantization"] = {k: q[k] for k in ("max_abs_offgrid", "quantized_layers",
+                                                                "decoder_linear_layers")}
+    if "wikitext2_weights_only" in theirs:
+        row["llmcompressor_ppl_weights_only"] = theirs["wikitext2_weights_only"]["ppl"]
 
 
 if __name__ == "__main__":
