@@ -1,4 +1,4 @@
-"""What a bench result was measured on, for its JSON: CPU model (ratios differ between an AMD EPYC
+"""What a bench result was measured on (and the spread of its repeated timings), for its JSON: CPU model (ratios differ between an AMD EPYC
 and an Intel Xeon with AMX), threads, GPU, package versions, commit. Standalone: no unicomp import,
 so the scripts that run in other tools' virtualenvs can use it too."""
 
@@ -12,13 +12,23 @@ from typing import Any
 
 
 def cpu_model() -> str:
+    """The first "model name" of /proc/cpuinfo (x86; "Model"/"Hardware" on Arm), else platform's guess."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                return value.strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    """min / median / max (and n) of repeated timings."""
+    ordered = sorted(values)
+    n = len(ordered)
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    return {"n": n, "min": ordered[0], "median": median, "max": ordered[-1]}
 
 
 def machine() -> dict[str, Any]:

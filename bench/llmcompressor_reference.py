@@ -111,6 +111,7 @@ same fingerprint as unicomp's calibration record (compact JSON of the id lists).
 
 from __future__ import annotations
 
+from _machine import cpu_model, spread  # shared with the other bench scripts (standalone: no unicomp)
 import argparse
 import hashlib
 import json
@@ -215,24 +216,8 @@ def current_rss_mb() -> float | None:
     return None
 
 
-def cpu_model_name() -> str | None:
-    """The first "model name" of /proc/cpuinfo (x86; "Model"/"CPU part" elsewhere), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
-def spread(values: list[float]) -> dict:
-    """min / median / max (and n) of repeated timings."""
-    ordered = sorted(values)
-    n = len(ordered)
-    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return {"n": n, "min": ordered[0], "median": median, "max": ordered[-1]}
 
 
 def weights_sha256(model: torch.nn.Module) -> str:
@@ -558,7 +543,7 @@ def main(args: argparse.Namespace) -> dict:
         "tool": "llmcompressor.oneshot",
         "args": vars(args),
         "versions": versions(),
-        "cpu": {"model_name": cpu_model_name(), "machine": platform.machine(), "cpu_count": os.cpu_count()},
+        "cpu": {"model_name": cpu_model(), "machine": platform.machine(), "cpu_count": os.cpu_count()},
         "threads": {"torch_num_threads": torch.get_num_threads(),
                     "torch_num_interop_threads": torch.get_num_interop_threads(),
                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),

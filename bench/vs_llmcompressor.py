@@ -40,6 +40,7 @@ Results go in docs/benchmarks.md.
 
 from __future__ import annotations
 
+from _machine import cpu_model, spread  # shared with the other bench scripts (standalone: no unicomp)
 import argparse
 import json
 import math
@@ -93,24 +94,8 @@ def perplexity(lm, text: str, windows: int) -> float:
     return math.exp(sum(nlls) / len(nlls))
 
 
-def spread(values: list[float]) -> dict:
-    """min / median / max (and n) of repeated timings."""
-    ordered = sorted(values)
-    n = len(ordered)
-    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-    return {"n": n, "min": ordered[0], "median": median, "max": ordered[-1]}
 
 
-def cpu_model_name() -> str | None:
-    """The first "model name" of /proc/cpuinfo (x86; "Model"/"Hardware" elsewhere), else platform.processor()."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware") and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def git_commit() -> str | None:
@@ -175,7 +160,7 @@ def main() -> None:
     cal = build_calibration(CalibrationConfig(source="c4", n_samples=args.n_samples, seq_len=args.seq_len, seed=0),
                             base.tokenizer, data_dir=data_dir)
     report = {"model": base.record(), "threads": args.threads,
-              "cpu": {"model_name": cpu_model_name(), "machine": platform.machine(), "cpu_count": os.cpu_count()},
+              "cpu": {"model_name": cpu_model(), "machine": platform.machine(), "cpu_count": os.cpu_count()},
               "unicomp_commit": git_commit(), "python": platform.python_version(), "torch": torch.__version__,
               "repeats": args.repeats,
               "calibration": {k: cal.record[k] for k in ("n_samples", "total_tokens", "sha256") if k in cal.record},

@@ -31,13 +31,12 @@ def newest_report(config_path: str) -> dict[str, Any]:
         raise SystemExit(f"{config_path}: no store at {cfg.store}; run `unicomp run {config_path}` first")
     store = Store(cfg.store)
     try:
-        runs = [r for r in store.list_runs() if r["status"] == "finished" and r["command"] == "run"]
-        ids = [r["run_id"] for r in runs if store.export_run(r["run_id"])["config"].get("name") == cfg.name]
+        newest = store.newest_finished_run(cfg.name)
     finally:
         store.close()
     path = run_output_paths(cfg.name, cfg.output_dir)["report"]
     report = json.loads(path.read_text()) if path.is_file() else {}
-    if not ids or report.get("run_id") != ids[-1]:
+    if newest is None or report.get("run_id") != newest["run_id"]:
         raise SystemExit(f"{config_path}: the report at {path} is not the newest finished run's; re-run the config")
     return report
 

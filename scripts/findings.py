@@ -37,12 +37,10 @@ def ci(entry: dict[str, Any] | None, fmt: str = ".1f", unit: str = "%") -> str:
 
 
 def latest_run(store: Store, name: str) -> dict[str, Any]:
-    runs = [r for r in store.list_runs() if r["status"] == "finished" and r["command"] == "run"]
-    for r in reversed(runs):
-        export = store.export_run(r["run_id"])
-        if export["config"].get("name") == name:
-            return export
-    raise SystemExit(f"no finished run of {name!r} in {store.path}: run `unicomp run` with the config first")
+    export = store.newest_finished_run(name)
+    if export is None:
+        raise SystemExit(f"no finished run of {name!r} in {store.path}: run `unicomp run` with the config first")
+    return export
 
 
 def git_commit() -> str:

@@ -64,7 +64,9 @@ def _tokens(text: Any, a: Assumptions) -> float:
 def evaluate_work(unit: Any, config: Any, a: Assumptions) -> Work:
     spec = unit.spec
     docs = unit.docs
-    shots = spec.num_fewshot if unit.num_fewshot is None or not spec.has_fewshot else unit.num_fewshot
+    from unicomp.evaluate.runner import effective_fewshot
+
+    shots = effective_fewshot(spec, unit.num_fewshot)
     note = ""
     if docs is None:
         ds = spec.dataset

@@ -238,6 +238,15 @@ class Store:
         return {"run_id": row[0], "created_at": row[1], "finished_at": row[2], "status": row[3], "command": row[4],
                 "config": json.loads(row[5]), "environment": json.loads(row[6]), "units": units}
 
+    def newest_finished_run(self, name: str) -> dict[str, Any] | None:
+        """The export of the newest finished `unicomp run` of the config named `name` (None: there is none)."""
+        for row in reversed(self.list_runs()):
+            if row["status"] == "finished" and row["command"] == "run":
+                export = self.export_run(row["run_id"])
+                if export["config"].get("name") == name:
+                    return export
+        return None
+
     def list_runs(self) -> list[dict[str, Any]]:
         self.reap_dead_runs()
         return [{"run_id": r[0], "created_at": r[1], "status": r[2], "command": r[3], "error": r[4]}

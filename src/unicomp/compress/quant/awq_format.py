@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from unicomp.compress.quant import int32_words
-from unicomp.compress.quant.gptq_format import quant_config, split_packed
+from unicomp.compress.quant.checkpoint_config import quant_config, readable
+from unicomp.compress.quant.gptq_format import split_packed
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
 from unicomp.errors import UnicompError
 
@@ -28,14 +29,7 @@ TENSORS = ("qweight", "qzeros", "scales")
 
 def is_awq_folder(folder: Path) -> bool:
     """An AWQ folder unicomp reads (4-bit GEMM with zero points); others are left to transformers."""
-    raw = quant_config(Path(folder), "awq")
-    if raw is None:
-        return False
-    try:
-        _check(raw, Path(folder))
-    except UnicompError:
-        return False
-    return True
+    return readable(folder, "awq", _check)
 
 
 def _check(raw: dict[str, Any], folder: Path) -> int | None:

@@ -374,14 +374,9 @@ def write_compressed_tensors(model: torch.nn.Module, folder: str | Path, plan: l
 
 
 def _raw_quant_config(folder: Path) -> dict[str, Any] | None:
-    path = folder / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text()).get("quantization_config")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return raw if isinstance(raw, dict) and raw.get("quant_method") == "compressed-tensors" else None
+    from unicomp.compress.quant.checkpoint_config import quant_config
+
+    return quant_config(folder, "compressed-tensors")
 
 
 def parse_config(raw: dict[str, Any]) -> QuantizationConfig:

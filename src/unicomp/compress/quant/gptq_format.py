@@ -14,13 +14,13 @@ q, scale and zero transposed. Checked against GPTQModel 7.6's own packer and CPU
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unicomp.compress.quant import int32_words
+from unicomp.compress.quant.checkpoint_config import quant_config, readable
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
 from unicomp.errors import UnicompError
 
@@ -28,28 +28,9 @@ PACKED_BITS = (2, 4, 8)  # 3-bit codes straddle int32 words in GPTQ's layout: no
 TENSORS = ("qweight", "qzeros", "scales")
 
 
-def quant_config(folder: Path, method: str) -> dict[str, Any] | None:
-    """config.json's quantization_config when its quant_method is `method`, else None."""
-    path = folder / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text()).get("quantization_config")
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    return raw if isinstance(raw, dict) and str(raw.get("quant_method", "")).lower() == method else None
-
-
 def is_gptq_folder(folder: Path) -> bool:
     """A GPTQ folder unicomp reads; others (3-bit, kernel-specific repacks) are left to transformers."""
-    raw = quant_config(Path(folder), "gptq")
-    if raw is None:
-        return False
-    try:
-        _check(raw, Path(folder))
-    except UnicompError:
-        return False
-    return True
+    return readable(folder, "gptq", _check)
 
 
 def _check(raw: dict[str, Any], folder: Path) -> tuple[int, int | None, bool, bool]:
