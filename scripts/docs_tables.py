@@ -1,9 +1,12 @@
 """Regenerate the run tables of a docs page from the stored runs, so no number there is typed by hand.
 
-A table is a block between `<!-- run-table: CONFIG -->` and `<!-- /run-table -->`. Each is rewritten
-from the newest finished run of CONFIG in the config's store (its report JSON, which the run wrote
-beside the store): one row per model, the ranked score of every task, each performance category's
-retention, and the distance to the base; with the run id, the run's commit and this command.
+A table is a block between `<!-- run-table: CONFIG [KIND] -->` and `<!-- /run-table -->`. Each is
+rewritten from the newest finished run of CONFIG in the config's store (its report JSON, which the
+run wrote beside the store), with the run id, the run's commit and this command. KIND:
+  scores (default)  one row per model: the ranked score of every task, each performance category's
+                    retention, and the distance to the base
+  efficiency        one row per measured profile: size, prefill and decode speed, peak memory, and
+                    the compression's wall time and device-hours
 
     python scripts/docs_tables.py docs/benchmarks.md            # rewrite in place
     python scripts/docs_tables.py docs/benchmarks.md --check    # exit 1 if a table no longer reproduces
@@ -22,7 +25,8 @@ from unicomp.config import load_config
 from unicomp.report.files import run_output_paths
 from unicomp.runs.store import Store
 
-BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+) -->\n)(?P<body>.*?)(<!-- /run-table -->)", re.S)
+BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+)(?: (?P<kind>scores|efficiency))? -->\n)"
+                   r"(?P<body>.*?)(<!-- /run-table -->)", re.DOTALL)
 
 
 def newest_report(config_path: str) -> dict[str, Any]:
@@ -45,6 +49,51 @@ def fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def provenance(config_path: str, report: dict[str, Any]) -> str:
+    env = report["export"]["environment"]
+    return (f"Generated from run `{report['run_id']}` (commit {(env.get('git_revision') or '?')[:7]}, "
+            f"{env.get('device_name', '?')}) of `{config_path}` by `python scripts/docs_tables.py`.")
+
+
+def training_seconds(report: dict[str, Any]) -> dict[str, float]:
+    """Training time of each distilled variant, from its compression unit's record (the unit's wall time
+    also counts building the student)."""
+    out = {}
+    for unit in report["export"]["units"]:
+        extra = ((unit.get("data") or {}).get("report") or {}).get("extra")
+        training = extra.get("training") if isinstance(extra, dict) else None
+        if unit.get("category") == "compression" and isinstance(training, dict) and "seconds" in training:
+            out[unit["task"]] = training["seconds"]
+    return out
+
+
+def efficiency_table(config_path: str, report: dict[str, Any]) -> str:
+    """Measured profiles only (the report's modeled projections stay in the report, labelled there)."""
+    runtime = report.get("runtime") or []
+    if not runtime:
+        raise SystemExit(f"{config_path}: run {report['run_id']} measured no runtime; add an `efficiency:` block")
+    footprint, compression = report.get("footprint") or {}, report.get("compression") or {}
+    training = training_seconds(report)
+    head = ["model", "parameters", "bits / weight", "dtype", "batch", "prefill tok/s", "TTFT s", "decode tok/s",
+            "prefill / decode vs base", "peak RSS MiB", "kernels", "compression s", "of it training s",
+            "device-hours"]
+    lines = [provenance(config_path, report), "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runtime:
+        fp, comp = footprint.get(r["model"]) or {}, compression.get(r["model"]) or {}
+        params = fp.get("parameters")
+        kernels = ", ".join(f"{k} x{n}" for k, n in sorted((r.get("kernels") or {}).items()))
+        cells = [r["model"] + ("" if r.get("measured_on", r["model"]) == r["model"] else f" (as {r['measured_on']})"),
+                 "-" if params is None else f"{params / 1e6:.1f}M", fmt(fp.get("bits_per_weight"), ".2f"), r["dtype"],
+                 str(r["batch"]), fmt(r.get("prefill_tokens_per_s"), ".0f"), fmt(r.get("ttft_s"), ".3f"),
+                 fmt(r.get("decode_tokens_per_s"), ".1f"),
+                 f"{fmt(r.get('prefill_speedup'), '.2f')}x / {fmt(r.get('decode_speedup'), '.2f')}x",
+                 fmt(None if r.get("peak_memory_bytes") is None else r["peak_memory_bytes"] / 2**20, ".0f"),
+                 kernels or "-", fmt(comp.get("wall_seconds"), ".0f"), fmt(training.get(r["model"]), ".0f"),
+                 fmt(comp.get("device_hours"), ".3f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def table(config_path: str, report: dict[str, Any]) -> str:
     rows = report["rows"]
     tasks = list(dict.fromkeys(r["task"] for r in rows))
@@ -54,11 +103,9 @@ def table(config_path: str, report: dict[str, Any]) -> str:
     cats = sorted({c["category"] for c in report.get("categories", []) if c["category"] != "language_modelling"})
     cat = {(c["model"], c["category"]): c["mean_retained_pct"] for c in report.get("categories", [])}
     dist = report.get("distance") or {}
-    env = report["export"]["environment"]
     head = ["model", *(f"{t} {metric[t]}" for t in tasks), *(f"{c} retained" for c in cats),
             "KL mean / p99", "top-1 agree"]
-    lines = [f"Generated from run `{report['run_id']}` (commit {(env.get('git_revision') or '?')[:7]}, "
-             f"{env.get('device_name', '?')}) of `{config_path}` by `python scripts/docs_tables.py`.", "",
+    lines = [provenance(config_path, report), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in models:
         spec = {t: ".2f" if "perplexity" in metric[t] else ".3f" for t in tasks}
@@ -80,11 +127,12 @@ def main() -> None:
     for doc in args.doc:
         text = Path(doc).read_text()
 
-        def render(match: re.Match) -> str:
-            body = table(match["config"], newest_report(match["config"]))
+        def render(match: re.Match, doc: str = doc) -> str:
+            make = efficiency_table if match["kind"] == "efficiency" else table
+            body = make(match["config"], newest_report(match["config"]))
             if body != match["body"]:
-                stale.append(f"{doc}: {match['config']}")
-            return match.group(1) + body + match.group(4)
+                stale.append(f"{doc}: {match['config']} {match['kind'] or 'scores'}")
+            return match.group(1) + body + match.group(5)
 
         new = BLOCK.sub(render, text)
         if not args.check and new != text:

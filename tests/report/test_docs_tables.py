@@ -3,6 +3,7 @@ number that no longer reproduces (a real tiny run; the script run as users run i
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,33 @@ def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: 
     doc.write_text(text.replace(f"| magnitude-50 | {score:.3f} |", "| magnitude-50 | 0.999 |"))
     check = script(str(doc), "--check", cwd=tmp_path)
     assert check.returncode == 1 and "differs" in check.stdout
+
+
+def test_efficiency_tables_come_from_the_runs_profiles_and_need_one(tmp_path: Path, tiny_model: Path) -> None:
+    raw = {"name": "eff", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
+           "evaluation": {"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
+           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
+           "efficiency": {"prompt_tokens": 16, "new_tokens": 4, "decode_tokens": 6, "batch_sizes": [1], "repeats": 1,
+                          "threads": 1, "dtypes": ["float32"], "devices": ["l4"]},
+           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}
+    config = tmp_path / "eff.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = run_experiment(load_config(config))
+    doc = tmp_path / "page.md"
+    doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
+    done = script(str(doc), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = doc.read_text()
+    report = json.loads((tmp_path / "out" / "eff-report.json").read_text())
+    assert report["run_id"] == result["run_id"] and result["run_id"] in text
+    for row in report["runtime"]:  # every measured profile is a row, with its own numbers
+        assert f"| {row['model']}" in text and f"| {row['decode_tokens_per_s']:.1f} |" in text
+    seconds = report["compression"]["magnitude-50"]["wall_seconds"]
+    assert f"| {seconds:.0f} |" in text
+
+    raw = {k: v for k, v in raw.items() if k != "efficiency"} | {"name": "no_eff"}  # measured no runtime
+    config.write_text(yaml.safe_dump(raw))
+    run_experiment(load_config(config))
+    doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
+    failed = script(str(doc), cwd=tmp_path)
+    assert failed.returncode != 0 and "measured no runtime" in failed.stderr
