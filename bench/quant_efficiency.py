@@ -40,6 +40,7 @@ import time
 from typing import Any, Callable
 
 import torch
+from _machine import machine  # where it ran: ratios differ between CPUs
 
 VARIANTS = ("fp32", "bf16", "w4a16", "w8a16", "w8a8")
 
@@ -318,7 +319,7 @@ def main() -> None:
     print(markdown(rows, bf16_bytes))
     if args.out:
         with open(args.out, "w") as fh:
-            json.dump({"setup": setup, "results": rows}, fh, indent=2)
+            json.dump({"setup": setup, "machine": machine(), "results": rows}, fh, indent=2)
         print(f"wrote {args.out}")
 
 

@@ -8,6 +8,10 @@ run wrote beside the store), with the run id, the run's commit and this command.
   efficiency        one row per measured profile: size, prefill and decode speed, peak memory, and
                     the compression's wall time and device-hours
 
+A bench table is a block between `<!-- bench-table: SCRIPT JSON -->` and `<!-- /bench-table -->`:
+rewritten with what `python SCRIPT --table JSON` prints (each bench script renders its own results
+file), headed by the JSON's machine and commit.
+
     python scripts/docs_tables.py docs/benchmarks.md            # rewrite in place
     python scripts/docs_tables.py docs/benchmarks.md --check    # exit 1 if a table no longer reproduces
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,29 @@ from unicomp.runs.store import Store
 
 BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+)(?: (?P<kind>scores|efficiency))? -->\n)"
                    r"(?P<body>.*?)(<!-- /run-table -->)", re.DOTALL)
+
+BENCH_BLOCK = re.compile(r"(<!-- bench-table: (?P<script>\S+) (?P<json>\S+) -->\n)(?P<body>.*?)(<!-- /bench-table -->)",
+                         re.DOTALL)
+
+
+def bench_table(script: str, results: str) -> str:
+    """What the bench script prints for its results file, with where and on which commit it was measured."""
+    for path in (script, results):
+        if not Path(path).is_file():
+            raise SystemExit(f"bench-table: no file {path} (paths are relative to where this runs: the repo root)")
+    done = subprocess.run([sys.executable, script, "--table", results], capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"bench-table: `python {script} --table {results}` failed:\n{done.stderr.strip()}")
+    data = json.loads(Path(results).read_text())
+    machine = data.get("machine") or {}  # older files: only their setup's cpu / threads / torch
+    setup = data.get("setup") if isinstance(data.get("setup"), dict) else {}
+    threads = machine.get("torch_threads") or setup.get("threads")
+    torch = machine.get("torch") or setup.get("torch")
+    where = ", ".join(v for v in (machine.get("cpu") or setup.get("cpu"), threads and f"{threads} threads",
+                                  torch and f"torch {torch}") if v)
+    commit = (machine.get("git_revision") or "")[:7] or "not recorded"
+    return (f"Generated from `{results}` (measured on {where or 'a machine not recorded'}; commit {commit}) by "
+            f"`python {script} --table {results}`.\n\n{done.stdout.strip()}\n")
 
 
 def newest_report(config_path: str) -> dict[str, Any]:
@@ -134,7 +162,13 @@ def main() -> None:
                 stale.append(f"{doc}: {match['config']} {match['kind'] or 'scores'}")
             return match.group(1) + body + match.group(5)
 
-        new = BLOCK.sub(render, text)
+        def render_bench(match: re.Match, doc: str = doc) -> str:
+            body = bench_table(match["script"], match["json"])
+            if body != match["body"]:
+                stale.append(f"{doc}: {match['json']}")
+            return match.group(1) + body + match.group(5)
+
+        new = BENCH_BLOCK.sub(render_bench, BLOCK.sub(render, text))
         if not args.check and new != text:
             Path(doc).write_text(new)
     for s in stale:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "docs_tables.py"), *args], capture_output=True,
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "docs_tables.py"), *args], capture_output=True, check=False,
                           text=True, cwd=cwd, timeout=300)
 
 
@@ -73,3 +73,21 @@ def test_efficiency_tables_come_from_the_runs_profiles_and_need_one(tmp_path: Pa
     doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
     failed = script(str(doc), cwd=tmp_path)
     assert failed.returncode != 0 and "measured no runtime" in failed.stderr
+
+
+def test_bench_tables_are_what_the_bench_script_prints_for_its_results_file(tmp_path: Path) -> None:
+    results = "bench/results/quant_efficiency_smollm2_512.json"  # a measured file kept in the repo
+    doc = tmp_path / "page.md"
+    doc.write_text(f"<!-- bench-table: bench/quant_efficiency.py {results} -->\nold\n<!-- /bench-table -->\n")
+    assert script(str(doc), "--check", cwd=ROOT).returncode == 1
+    assert script(str(doc), cwd=ROOT).returncode == 0
+    printed = subprocess.run([sys.executable, "bench/quant_efficiency.py", "--table", results], capture_output=True,
+                             text=True, cwd=ROOT, check=True).stdout.strip()
+    text = doc.read_text()
+    assert printed in text and "measured on" in text and "| w4a16 |" in text
+    assert script(str(doc), "--check", cwd=ROOT).returncode == 0
+    doc.write_text(text.replace("| w4a16 |", "| w4a16 (edited) |"))
+    assert script(str(doc), "--check", cwd=ROOT).returncode == 1
+    doc.write_text("<!-- bench-table: bench/quant_efficiency.py bench/results/missing.json -->\n<!-- /bench-table -->\n")
+    missing = script(str(doc), cwd=ROOT)
+    assert missing.returncode != 0 and "no file bench/results/missing.json" in missing.stderr
