@@ -9,12 +9,16 @@ character for character. Then lm-eval's HFLM (`generate_until`, batch 16) and un
 (batch 16) generate greedily on the same model object, and the texts are compared; finally each
 side's generations are scored by lm-eval's filters and metric and by ours, which must agree.
 `--max-gen-toks` shortens every answer for both engines (IFEval allows 1280 tokens: hours on a CPU).
+`--repeats N` (default 1: one run is minutes to hours) times both engines' generation N times,
+alternating; `seconds_*` and `speedup` are medians, `seconds_*_runs` every run and
+`seconds_*_stats` their min/median/max (n=1 without repeats).
+`--table JSON` prints the markdown table of a stored --json file (docs/benchmarks.md quotes it) and exits.
 Needs the dev extra (lm-eval[ifeval]).
 """
 
 from __future__ import annotations
 
-from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
+from _machine import machine, spread  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import os
@@ -45,7 +49,8 @@ def lm_eval_task(name: str, mirror: Path, folder: Path):
     return TaskManager(include_path=str(folder)).load(f"mirror_{name}")["tasks"][f"mirror_{name}"]
 
 
-def compare(name: str, limit: int, max_gen_toks: int | None, model, tok, batch_size: int, mirror: Path, folder: Path) -> dict:
+def compare(name: str, limit: int, max_gen_toks: int | None, model, tok, batch_size: int, mirror: Path, folder: Path,
+            repeats: int = 1) -> dict:
     from dataclasses import replace
 
     from lm_eval.models.huggingface import HFLM
@@ -69,14 +74,19 @@ def compare(name: str, limit: int, max_gen_toks: int | None, model, tok, batch_s
     same_prompts = sum(a == inst.args[0] for a, inst in zip(ours_prompts, instances))
 
     hflm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)
-    start = time.perf_counter()
-    theirs = hflm.generate_until(instances, disable_tqdm=True)
-    lm_eval_s = time.perf_counter() - start
     lm = LanguageModel(model, tok, batch_size=batch_size)
-    start = time.perf_counter()
-    gens = lm.generate([(p, spec.generation_kwargs()) for p in ours_prompts])
-    ours_s = time.perf_counter() - start
+    lm_eval_runs: list[float] = []
+    ours_runs: list[float] = []
+    for _ in range(repeats):  # the engines in turn, so the machine's drift hits both alike; greedy: same texts
+        start = time.perf_counter()
+        theirs = hflm.generate_until(instances, disable_tqdm=True)
+        lm_eval_runs.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        gens = lm.generate([(p, spec.generation_kwargs()) for p in ours_prompts])
+        ours_runs.append(time.perf_counter() - start)
     ours = [g.text for g in gens]
+    lm_eval_stats, ours_stats = spread(lm_eval_runs), spread(ours_runs)
+    lm_eval_s, ours_s = lm_eval_stats["median"], ours_stats["median"]
 
     class Fixed:  # hands a list of answers to our scorer
         def __init__(self, texts):
@@ -108,7 +118,46 @@ def compare(name: str, limit: int, max_gen_toks: int | None, model, tok, batch_s
             "scores_ours": ours_scored, "scores_lm_eval_on_our_generations": theirs_scored,
             "generated_tokens": sum(g.completion_tokens for g in gens),
             "seconds_ours": round(ours_s, 1), "seconds_lm_eval": round(lm_eval_s, 1),
-            "speedup": round(lm_eval_s / ours_s, 2)}
+            "speedup": round(lm_eval_s / ours_s, 2), "seconds_ours_runs": ours_runs, "seconds_ours_stats": ours_stats,
+            "seconds_lm_eval_runs": lm_eval_runs, "seconds_lm_eval_stats": lm_eval_stats}
+
+
+def scores_text(scores: dict) -> str:
+    """`metric (filter) value; ...` of lm-eval style keys ("exact_match,strict-match")."""
+    def name(key: str) -> str:
+        metric, _, filt = key.partition(",")
+        return f"{metric} ({filt})" if filt else metric
+
+    return "; ".join(f"{name(k)} {v:.2f}" if isinstance(v, (int, float)) else f"{name(k)} {v}"
+                     for k, v in scores.items()) or "-"
+
+
+def same_scores(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        x == y or (isinstance(x, (int, float)) and isinstance(y, (int, float)) and abs(x - y) <= 1e-9)
+        for x, y in ((a[k], b[k]) for k in a))
+
+
+def markdown(report: dict) -> str:
+    """One row per task: prompts and greedy generations equal to lm-eval's, and the scores of our
+    generations by our scorer and by lm-eval's ("equal" when they agree to 1e-9)."""
+    head = ["task", "items", "max new tokens", "prompts equal", "greedy generations equal", "scores (our scorer)",
+            "lm-eval's scorer on our generations"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for t in report.get("tasks") or []:
+        ours, theirs = t.get("scores_ours") or {}, t.get("scores_lm_eval_on_our_generations")
+        toks = t.get("max_gen_toks")
+        cells = [str(t.get("task", "?")), str(t.get("items", "-")),
+                 "-" if toks is None else f"{toks:,}" if isinstance(toks, int) else str(toks),
+                 str(t.get("prompts_equal", "-")), str(t.get("generations_equal", "-")), scores_text(ours),
+                 "-" if theirs is None else "equal" if same_scores(ours, theirs) else scores_text(theirs)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_from_json(path: str) -> str:
+    """The markdown table of a results file written by --json."""
+    return markdown(json.loads(Path(path).read_text()))
 
 
 def main() -> None:
@@ -118,19 +167,26 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-gen-toks", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=1, help="timed generations per engine and task (min/median/max)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
     args = ap.parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
 
     from unicomp.models.loading import load_model
 
     mirror = Path(os.environ["UNICOMP_DATA_DIR"]).resolve()
     loaded = load_model(args.model, dtype="float32")
     report = {"machine": machine(), "model": loaded.record()["name"], "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-              "tasks": []}
+              "repeats": args.repeats, "tasks": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in [t for t in args.tasks.split(",") if t]:
             row = compare(name, args.limit, args.max_gen_toks, loaded.model, loaded.tokenizer, args.batch_size, mirror,
-                          Path(tmp))
+                          Path(tmp), args.repeats)
             report["tasks"].append(row)
             print(json.dumps(row, indent=1), flush=True)
     if args.json:

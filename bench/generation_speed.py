@@ -9,12 +9,16 @@ stop at "Question:", 256 new tokens at most. Reports per engine and batch size: 
 (counted by our engine: up to and including the token that completes a stop string or ends the
 sequence; every engine produces the same answers, so the same work), and whether the texts
 equal ours (and ours equal ours at the other batch size).
+`--repeats N` (default 3) runs every engine N times per batch size, in interleaved rounds (the
+machine's drift hits all engines alike); `seconds` and `tokens_per_s` are medians, `seconds_runs`
+every run and `seconds_stats` their min/median/max. Texts are compared from the first round.
+`--table JSON` prints the markdown table of a stored --json file (docs/benchmarks.md quotes it) and exits.
 Needs the dev extra (lm-eval).
 """
 
 from __future__ import annotations
 
-from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
+from _machine import machine, spread  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import time
@@ -80,6 +84,35 @@ def run_lm_eval(model, tok, prompts, kwargs, batch_size):
     return texts, time.perf_counter() - start
 
 
+ENGINE_NAMES = {"ours": "unicomp", "transformers": "transformers.generate", "lm_eval": "lm-eval HFLM"}
+
+
+def markdown(report: dict) -> str:
+    """One row per engine and batch size; with --repeats, the spread of the seconds too. Reads files of
+    older versions of this script (no `seconds_stats`) as well."""
+    runs = report.get("runs") or []
+    spread_col = any((r.get("seconds_stats") or {}).get("n", 1) > 1 for r in runs)
+    head = ["engine", "batch", "prompts", "seconds", *(["seconds min-max"] if spread_col else []), "answer tokens/s",
+            "texts equal to ours"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        stats = r.get("seconds_stats") or {}
+        same = r.get("same_text_as_ours") or "-"
+        if r.get("same_text_as_ours_at_other_batch_sizes"):
+            same += f" ({r['same_text_as_ours_at_other_batch_sizes']} = ours at the other batch size)"
+        cells = [ENGINE_NAMES.get(r.get("engine"), str(r.get("engine"))), str(r.get("batch_size", "-")),
+                 str(r.get("prompts", "-")), "-" if r.get("seconds") is None else f"{r['seconds']:.2f}",
+                 *([f"{stats['min']:.2f}-{stats['max']:.2f}" if "min" in stats else "-"] if spread_col else []),
+                 "-" if r.get("tokens_per_s") is None else f"{r['tokens_per_s']:.1f}", same]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_from_json(path: str) -> str:
+    """The markdown table of a results file written by --json."""
+    return markdown(json.loads(Path(path).read_text()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-instruct")
@@ -88,7 +121,14 @@ def main() -> None:
     ap.add_argument("--engines", default="ours,transformers,lm_eval")
     ap.add_argument("--json", default=None)
     ap.add_argument("--limit-bs1", type=int, default=None, help="prompts for batch size 1 (default: --limit)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per engine and batch size (min/median/max)")
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
     args = ap.parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
 
     from unicomp.models.loading import load_model
 
@@ -96,24 +136,37 @@ def main() -> None:
     model, tok = loaded.model, loaded.tokenizer
     prompts, kwargs = gsm8k_prompts(args.limit)
     report = {"machine": machine(), "model": args.model, "limit": args.limit, "threads": torch.get_num_threads(), "kwargs": kwargs,
-              "prompt_tokens_mean": sum(len(tok(p)["input_ids"]) for p in prompts) / len(prompts), "runs": []}
+              "prompt_tokens_mean": sum(len(tok(p)["input_ids"]) for p in prompts) / len(prompts),
+              "repeats": args.repeats, "runs": []}
     ours_by_prompt: dict[str, str] = {}
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
         subset = prompts[:args.limit_bs1] if bs == 1 and args.limit_bs1 else prompts
-        reference, tokens = None, None
-        for engine in args.engines.split(","):
-            if engine == "ours":
-                texts, seconds, tokens = run_ours(model, tok, subset, kwargs, bs)
-                reference = texts
-                same_other_bs = sum(ours_by_prompt.get(p, t) == t for p, t in zip(subset, texts))
-                ours_by_prompt.update(zip(subset, texts))
-            elif engine == "transformers":
-                texts, seconds = run_transformers(model, tok, subset, kwargs, bs)
-            else:
-                texts, seconds = run_lm_eval(model, tok, subset, kwargs, bs)
+        engines = args.engines.split(",")
+        texts_of: dict[str, list[str]] = {}
+        seconds_of: dict[str, list[float]] = {engine: [] for engine in engines}
+        tokens = None
+        for round_ in range(args.repeats):  # interleaved rounds: the machine's drift hits every engine alike
+            for engine in engines:
+                if engine == "ours":
+                    texts, seconds, tokens = run_ours(model, tok, subset, kwargs, bs)
+                elif engine == "transformers":
+                    texts, seconds = run_transformers(model, tok, subset, kwargs, bs)
+                else:
+                    texts, seconds = run_lm_eval(model, tok, subset, kwargs, bs)
+                texts_of.setdefault(engine, texts)  # greedy: every round writes the same texts
+                seconds_of[engine].append(seconds)
+                print(f"batch size {bs}, {engine}, round {round_ + 1}/{args.repeats}: {seconds:.2f} s", flush=True)
+        reference = texts_of.get("ours")
+        if reference is not None:
+            same_other_bs = sum(ours_by_prompt.get(p, t) == t for p, t in zip(subset, reference))
+            ours_by_prompt.update(zip(subset, reference))
+        for engine in engines:
+            texts, stats = texts_of[engine], spread(seconds_of[engine])
+            seconds = stats["median"]
             row = {"engine": engine, "batch_size": bs, "prompts": len(subset), "seconds": round(seconds, 2),
                    # our count of answer tokens, the same work for every engine (they stop at the same places)
                    "tokens_per_s": round(tokens / seconds, 1) if tokens else None,
+                   "seconds_runs": seconds_of[engine], "seconds_stats": stats,
                    "same_text_as_ours": None if reference is None else f"{sum(a == b for a, b in zip(texts, reference))}/{len(subset)}"}
             if engine == "ours":
                 row["generated_tokens"] = tokens

@@ -9,20 +9,42 @@ lm-eval reads the mirror through its own task YAMLs, only re-pointed at the mirr
 Prints per task: max |Δ log-likelihood| over all choices of the first N items, whether acc /
 acc_norm agree item by item, the aggregate scores, and items/s of each engine (timing covers
 building requests from documents through to scores, for both).
+`--repeats N` (default 1: each timing is a whole evaluation) runs every timed evaluation N times;
+the seconds reported are medians, with `*_seconds_runs` (every run) and `*_seconds_stats`
+(min/median/max; n=1 without repeats) beside them.
 Needs the dev extra: pip install -e '.[dev]'.
 """
 
 from __future__ import annotations
 
-from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
+from _machine import machine, spread  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+
+
+def timed_runs(fn: Callable[[], tuple[Any, float]], repeats: int) -> tuple[Any, list[float]]:
+    """The first result of `fn() -> (result, seconds)` (every run computes the same) and the seconds of
+    `repeats` runs: one evaluation's time varies with what else the machine does."""
+    result, seconds = fn()
+    return result, [seconds] + [fn()[1] for _ in range(repeats - 1)]
+
+
+def stopwatch(fn: Callable[[], Any]) -> Callable[[], tuple[Any, float]]:
+    """`fn` returning (its result, its wall seconds), for `timed_runs`."""
+    def run() -> tuple[Any, float]:
+        start = time.perf_counter()
+        result = fn()
+        return result, time.perf_counter() - start
+    return run
+
 
 def run_lm_eval(hflm, task_names, folder: Path, limit):
     from lm_eval import simple_evaluate
@@ -45,8 +67,11 @@ def main() -> None:
     ap.add_argument("--wikitext-max-length", type=int, default=None, help="context window for both engines")
     ap.add_argument("--wikitext-batch-size", type=int, default=1,
                     help="lm-eval materialises full-vocabulary logits per window: keep this small")
+    ap.add_argument("--repeats", type=int, default=1, help="timed runs of every evaluation (min/median/max)")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
 
     from lm_eval.models.huggingface import HFLM
 
@@ -63,21 +88,24 @@ def main() -> None:
     model, tok = loaded.model, loaded.tokenizer
     names = [t for t in args.tasks.split(",") if t]
     report = {"machine": machine(), "model": loaded.record(), "threads": torch.get_num_threads(), "batch_size": args.batch_size,
-              "limit": args.limit, "tasks": {}}
+              "limit": args.limit, "repeats": args.repeats, "tasks": {}}
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_lm_eval_mirror_tasks(folder, names, mirror)
         hflm = HFLM(pretrained=model, tokenizer=tok, batch_size=args.batch_size)
-        lm_out, lm_seconds = run_lm_eval(hflm, names, folder, args.limit) if names else ({}, 0.0)
+        lm_out, lm_runs = (timed_runs(lambda: run_lm_eval(hflm, names, folder, args.limit), args.repeats)
+                           if names else ({}, [0.0]))
 
         ours = LanguageModel(model, tok, batch_size=args.batch_size)
         for name in names:
             spec = get_task(name)
-            start = time.perf_counter()
-            docs, resolved = load_task_docs(spec, args.limit)
-            result = evaluate_task(ours, spec, docs, resolved, limit=args.limit)
-            our_seconds = time.perf_counter() - start
+
+            def ours_task(spec=spec):
+                docs, resolved = load_task_docs(spec, args.limit)
+                return evaluate_task(ours, spec, docs, resolved, limit=args.limit)
+
+            result, our_runs = timed_runs(stopwatch(ours_task), args.repeats)
             samples = sorted(lm_out["samples"][f"mirror_{name}"], key=lambda s: s["doc_id"])
             max_diff, acc_same, norm_same = 0.0, 0, 0
             for rec, sample in zip(result.records, samples):
@@ -92,16 +120,18 @@ def main() -> None:
                 "max_abs_loglikelihood_diff": max_diff,
                 "acc_items_equal": acc_same, "acc_norm_items_equal": norm_same if "acc_norm" in result.scores else None,
                 "ours": result.scores, "lm_eval": {k.split(",")[0]: v for k, v in theirs_res.items() if k.endswith(",none") and "stderr" not in k},
-                "our_seconds": our_seconds,
+                "our_seconds": spread(our_runs)["median"], "our_seconds_runs": our_runs, "our_seconds_stats": spread(our_runs),
             }
             report["tasks"][name] = row
             print(json.dumps({name: row}, indent=1))
-        report["lm_eval_seconds_all_tasks"] = lm_seconds
+        report.update(lm_eval_seconds_all_tasks=spread(lm_runs)["median"], lm_eval_seconds_all_tasks_runs=lm_runs,
+                      lm_eval_seconds_all_tasks_stats=spread(lm_runs))
         # Per-task lm-eval timing: run each task alone so items/s are comparable task by task.
         for name in names:
-            _, seconds = run_lm_eval(hflm, [name], folder, args.limit)
+            _, runs = timed_runs(lambda name=name: run_lm_eval(hflm, [name], folder, args.limit), args.repeats)
+            seconds = spread(runs)["median"]
             row = report["tasks"][name]
-            row["lm_eval_seconds"] = seconds
+            row.update(lm_eval_seconds=seconds, lm_eval_seconds_runs=runs, lm_eval_seconds_stats=spread(runs))
             row["ours_items_per_s"] = row["items"] / row["our_seconds"]
             row["lm_eval_items_per_s"] = row["items"] / seconds
             row["speedup"] = seconds / row["our_seconds"]
@@ -117,19 +147,23 @@ def main() -> None:
             write_lm_eval_wikitext_task(folder, pages_file)
             kw = {"max_length": args.wikitext_max_length} if args.wikitext_max_length else {}
             hflm_w = HFLM(pretrained=model, tokenizer=tok, batch_size=args.wikitext_batch_size, **kw)
-            start = time.perf_counter()
-            out, _ = run_lm_eval(hflm_w, ["wikitext"], folder, None)
-            lm_seconds = time.perf_counter() - start
+            (out, _), lm_runs = timed_runs(stopwatch(lambda: run_lm_eval(hflm_w, ["wikitext"], folder, None)),
+                                           args.repeats)
             ours_w = LanguageModel(model, tok, batch_size=args.wikitext_batch_size, max_length=args.wikitext_max_length)
             spec = get_task("wikitext")
-            start = time.perf_counter()
-            docs, resolved = load_task_docs(spec, None)
-            res = evaluate_task(ours_w, spec, docs, resolved)
-            our_seconds = time.perf_counter() - start
+
+            def ours_wikitext():
+                docs, resolved = load_task_docs(spec, None)
+                return docs, evaluate_task(ours_w, spec, docs, resolved)
+
+            (docs, res), our_runs = timed_runs(stopwatch(ours_wikitext), args.repeats)
             theirs = out["results"]["mirror_wikitext"]
             row = {"pages": len(docs), "ours": res.scores,
                    "lm_eval": {k.split(",")[0]: v for k, v in theirs.items() if k.endswith(",none") and "stderr" not in k},
-                   "our_seconds": our_seconds, "lm_eval_seconds": lm_seconds, "max_length": ours_w.max_length}
+                   "our_seconds": spread(our_runs)["median"], "lm_eval_seconds": spread(lm_runs)["median"],
+                   "our_seconds_runs": our_runs, "our_seconds_stats": spread(our_runs),
+                   "lm_eval_seconds_runs": lm_runs, "lm_eval_seconds_stats": spread(lm_runs),
+                   "max_length": ours_w.max_length}
             report["wikitext"] = row
             print(json.dumps({"wikitext": row}, indent=1))
     if args.json:

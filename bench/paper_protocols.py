@@ -20,7 +20,10 @@ Runs in a separate venv that has lighteval (it is not a unicomp dependency):
 3. Generation (`--generate K`): lighteval's transformers backend and unicomp's engine greedily
    generate for the first K documents of lighteval's evaluation order with SmolLM2-135M-Instruct
    on the CPU; texts and scores are compared. (The paper used lighteval's vLLM backend; vLLM has
-   no CPU build on PyPI, so that backend cannot run here.)
+   no CPU build on PyPI, so that backend cannot run here.) `--repeats N` (default 1: one run is
+   minutes) times each side's generation N times, alternating (lighteval's including its model
+   load, as in one run, with a fresh response cache each time); `*_seconds` are medians,
+   `*_seconds_runs` every run and `*_seconds_stats` their min/median/max (n=1 without repeats).
 
 lighteval 0.13 does not start offline as installed: building its task registry imports every
 task module, and `tiny_benchmarks.py` downloads a file at import while `mt_bench` calls
@@ -31,7 +34,7 @@ only matter to those two tasks. Datasets are read from the mirror instead of the
 
 from __future__ import annotations
 
-from _machine import machine  # the CPU / GPU, threads and versions the numbers came from
+from _machine import machine, spread  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import hashlib
 import json
@@ -248,7 +251,8 @@ def compare_scores(name: str, docs_limit: int | None) -> dict:
             "unicomp_mean": ours_total / max(n, 1), "mismatches": mismatches}
 
 
-def compare_generation(name: str, data_dir: Path, k: int, max_new_tokens: int, model_dir: Path) -> dict:
+def compare_generation(name: str, data_dir: Path, k: int, max_new_tokens: int, model_dir: Path,
+                       repeats: int = 1) -> dict:
     """Greedy generations of lighteval's transformers backend and of unicomp's engine, same model."""
     from lighteval.models.transformers.transformers_model import (
         TransformersModel,
@@ -270,20 +274,25 @@ def compare_generation(name: str, data_dir: Path, k: int, max_new_tokens: int, m
         doc.generation_size = max_new_tokens
     # Not `generation_parameters.max_new_tokens`: with it set, this backend also cuts every prompt to
     # its last max_new_tokens tokens (it sizes the tokenizer's truncation by it). vLLM does not.
-    config = TransformersModelConfig(model_name=str(model_dir), dtype="float32", device="cpu", batch_size=1,
-                                     cache_dir=tempfile.mkdtemp(prefix="lighteval-cache-"))
-    start = time.perf_counter()
-    model = TransformersModel(config)
-    theirs = [r.text[0] for r in model.greedy_until(theirs_docs)]
-    their_seconds = time.perf_counter() - start
     spec, docs, shots = our_docs(name)
     loaded = load_model(str(model_dir), dtype="float32")
     lm = LanguageModel(loaded.model, loaded.tokenizer, batch_size=1)
     rows = [int(d.id) for d in theirs_docs]
     kwargs = {**spec.generation_kwargs(), "max_gen_toks": max_new_tokens}
-    start = time.perf_counter()
-    ours = lm.generate_until([(build_context(spec, docs[r], shots[r]), kwargs) for r in rows])
-    our_seconds = time.perf_counter() - start
+    their_runs: list[float] = []
+    our_runs: list[float] = []
+    for _ in range(repeats):  # the sides in turn, so the machine's drift hits both alike; greedy: same texts
+        # a fresh cache folder each run: lighteval would otherwise answer from the previous run's responses
+        config = TransformersModelConfig(model_name=str(model_dir), dtype="float32", device="cpu", batch_size=1,
+                                         cache_dir=tempfile.mkdtemp(prefix="lighteval-cache-"))
+        start = time.perf_counter()
+        model = TransformersModel(config)
+        theirs = [r.text[0] for r in model.greedy_until(theirs_docs)]
+        their_runs.append(time.perf_counter() - start)
+        del model
+        start = time.perf_counter()
+        ours = lm.generate_until([(build_context(spec, docs[r], shots[r]), kwargs) for r in rows])
+        our_runs.append(time.perf_counter() - start)
     metric = lighteval_metrics()[name]
     items = []
     for doc, row, t, o in zip(theirs_docs, rows, theirs, ours):
@@ -291,8 +300,11 @@ def compare_generation(name: str, data_dir: Path, k: int, max_new_tokens: int, m
                       "lighteval_score": lighteval_score(metric, doc.get_golds()[0], doc.choices, doc.gold_index, t),
                       "unicomp_score": spec.process_results(docs[row], o)[spec.metrics[0]],
                       "lighteval_text": t[:300], "unicomp_text": o[:300]})
-    return {"task": name, "max_new_tokens": max_new_tokens, "lighteval_seconds": round(their_seconds, 1),
-            "unicomp_seconds": round(our_seconds, 1), "items": items}
+    their_stats, our_stats = spread(their_runs), spread(our_runs)
+    return {"task": name, "max_new_tokens": max_new_tokens, "lighteval_seconds": round(their_stats["median"], 1),
+            "unicomp_seconds": round(our_stats["median"], 1), "lighteval_seconds_runs": their_runs,
+            "lighteval_seconds_stats": their_stats, "unicomp_seconds_runs": our_runs, "unicomp_seconds_stats": our_stats,
+            "items": items}
 
 
 def main() -> None:
@@ -303,6 +315,7 @@ def main() -> None:
     ap.add_argument("--check-cases", action="store_true", help="only check the recorded hand cases")
     ap.add_argument("--generate", type=int, default=0, help="also generate for this many documents (CPU, slow)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=1, help="timed generations per side and task (min/median/max)")
     ap.add_argument("--model-dir", type=Path, default=None,
                     help="a transformers folder of the model both tools generate with (needed by --generate)")
     ap.add_argument("--out", type=Path, default=None)
@@ -310,11 +323,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.generate and args.model_dir is None:
         ap.error("--generate needs --model-dir (a transformers folder lighteval can load)")
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
     data_dir = Path(os.environ.get("UNICOMP_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
     os.environ["UNICOMP_DATA_DIR"] = str(data_dir)
     offline_lighteval()
     random.seed(0)
-    report: dict = {"machine": machine(), "cases": check_cases()}
+    report: dict = {"machine": machine(), "repeats": args.repeats, "cases": check_cases()}
     if not args.check_cases:
         names = [t for t in args.tasks.split(",") if t]
         hashes: dict | None = {} if args.write_hashes else None
@@ -325,8 +340,8 @@ def main() -> None:
                                           **ordered}, indent=1) + "\n")
         report["scores"] = [compare_scores(n, args.score_docs) for n in names]
         if args.generate:
-            report["generation"] = [compare_generation(n, data_dir, args.generate, args.max_new_tokens, args.model_dir)
-                                    for n in names if n != "gpqa_diamond"]
+            report["generation"] = [compare_generation(n, data_dir, args.generate, args.max_new_tokens, args.model_dir,
+                                                       args.repeats) for n in names if n != "gpqa_diamond"]
     text = json.dumps(report, indent=1, ensure_ascii=False)
     print(text)
     if args.out:

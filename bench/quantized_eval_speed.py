@@ -10,12 +10,16 @@ checkpoint under each execution and scores the same items:
   bfloat16 auto -> kernels    the packed int4 modules in bf16 (what `--dtype bfloat16` runs; deployment)
   bfloat16 reference          the float grid values cast to bf16 (dense, not what a deployment computes)
 
-and reports seconds (median of --rounds interleaved rounds after a warm-up of each), accuracy, and
-the largest loglikelihood difference from the fp32 reference. The fp32 packed kernels are not run: they are exact but ~10x slower than the reference.
+and reports seconds (median of `--repeats N` interleaved rounds after a warm-up of each, default 3;
+`--rounds` is the older name), accuracy, and the largest loglikelihood difference from the fp32
+reference. Per execution and per task `seconds_per_round` holds every round and `seconds_stats`
+their min/median/max. The fp32 packed kernels are not run: they are exact but ~10x slower than the
+reference.
 
     UNICOMP_DATA_DIR=../shared/data python bench/quantized_eval_speed.py --out bench/results/quantized_eval_speed.json
 
 The checkpoint is made once (GPTQ W4A16 g64, 32 x 512 C4 calibration tokens) into --checkpoint.
+`--table JSON` prints the markdown table of a stored --out file (docs/benchmarks.md quotes it) and exits.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from _machine import machine, spread  # where it ran; min/median/max of repeats
 
 EXECUTIONS = (("float32", "auto"), ("bfloat16", "auto"), ("bfloat16", "reference"))
 
@@ -41,9 +45,14 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3, help="timed rounds over all executions (median)")
+    ap.add_argument("--repeats", "--rounds", dest="repeats", type=int, default=3,
+                    help="timed rounds over all executions (min/median/max)")
     ap.add_argument("--out", default=None)
-    return ap.parse_args()
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --out file")
+    args = ap.parse_args()
+    if args.repeats < 1:
+        ap.error("--repeats must be >= 1")
+    return args
 
 
 def ensure_checkpoint(args: argparse.Namespace) -> Path:
@@ -83,19 +92,59 @@ def evaluate(folder: Path, dtype: str, execution: str, args: argparse.Namespace)
             "seconds": sum(t["seconds"] for t in tasks.values())}
 
 
+EXECUTION_NAMES = {"reference": "float reference", "kernels": "packed kernels"}
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """One row per execution: median seconds (with --repeats, min-max too), speed-up over the fp32 reference,
+    each task's accuracy and the largest loglikelihood difference from the fp32 reference. Reads files of
+    older versions of this script (no `seconds_stats`) as well."""
+    tasks = list(dict.fromkeys(name for r in rows for name in (r.get("tasks") or {})))
+    spread_col = any("seconds_stats" in r for r in rows)
+    head = ["dtype", "execution", "seconds", *(["seconds min-max"] if spread_col else []), "vs fp32 reference",
+            *(f"{t} acc" for t in tasks), "max abs loglikelihood diff vs fp32"]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+    for r in rows:
+        stats = r.get("seconds_stats") or {}
+        execution = EXECUTION_NAMES.get(r.get("execution"), str(r.get("execution")))
+        accs = [(((r.get("tasks") or {}).get(t) or {}).get("scores") or {}).get("acc") for t in tasks]
+        diff = r.get("max_abs_loglikelihood_diff_vs_fp32_reference")
+        speedup = r.get("speedup_vs_fp32_reference")
+        cells = [str(r.get("dtype")), f"{execution} ({'auto' if r.get('requested', 'auto') == 'auto' else 'forced'})",
+                 "-" if r.get("seconds") is None else f"{r['seconds']:.1f}",
+                 *([f"{stats['min']:.1f}-{stats['max']:.1f}" if "min" in stats else "-"] if spread_col else []),
+                 "-" if speedup is None else f"{speedup:.2f}x", *("-" if a is None else f"{a:.2f}" for a in accs),
+                 "-" if diff is None else "0" if diff == 0 else f"{diff:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_from_json(path: str) -> str:
+    """The markdown table of a results file written by --out."""
+    return markdown(json.loads(Path(path).read_text()).get("results") or [])
+
+
 def main() -> None:
     args = parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
     torch.set_num_threads(args.threads)
     folder = ensure_checkpoint(args)
     warm = argparse.Namespace(**{**vars(args), "limit": 2})
     for dtype, execution in EXECUTIONS:
         evaluate(folder, dtype, execution, warm)
     # rounds interleave the executions, so the VM's drift hits all alike; seconds are per-round medians
-    rounds = [[evaluate(folder, dtype, execution, args) for dtype, execution in EXECUTIONS] for _ in range(args.rounds)]
+    rounds = [[evaluate(folder, dtype, execution, args) for dtype, execution in EXECUTIONS] for _ in range(args.repeats)]
     rows = rounds[0]
     for i, row in enumerate(rows):
+        for name, task in row["tasks"].items():  # each task's seconds too, not only the first round's
+            task["seconds_per_round"] = [r[i]["tasks"][name]["seconds"] for r in rounds]
+            task["seconds_stats"] = spread(task["seconds_per_round"])
+            task["seconds"] = task["seconds_stats"]["median"]
         row["seconds_per_round"] = [r[i]["seconds"] for r in rounds]
-        row["seconds"] = statistics.median(row["seconds_per_round"])
+        row["seconds_stats"] = spread(row["seconds_per_round"])
+        row["seconds"] = row["seconds_stats"]["median"]
     reference = rows[0]
     for row in rows:
         row["speedup_vs_fp32_reference"] = reference["seconds"] / row["seconds"]
@@ -103,21 +152,17 @@ def main() -> None:
                  for ours, ref in zip(t["loglikelihoods"], reference["tasks"][name]["loglikelihoods"])
                  for a, b in zip(ours, ref)]
         row["max_abs_loglikelihood_diff_vs_fp32_reference"] = max(diffs, default=None)
-    print("| dtype | execution | seconds | vs fp32 reference | " + " | ".join(args.tasks.split(",")) + " | max abs dLL vs fp32 |")
-    print("|---|---|---:|---:|" + "---:|" * len(args.tasks.split(",")) + "---:|")
-    for row in rows:
-        accs = " | ".join(f"{t['scores'].get('acc', float('nan')):.2f}" for t in row["tasks"].values())
-        print(f"| {row['dtype']} | {row['execution']} | {row['seconds']:.1f} | {row['speedup_vs_fp32_reference']:.2f}x "
-              f"| {accs} | {row['max_abs_loglikelihood_diff_vs_fp32_reference'] or 0:.3f} |")
+    print(markdown(rows))
     if args.out:
         for row in rows:
             for t in row["tasks"].values():
                 t.pop("loglikelihoods")
         setup = {"model": args.model, "checkpoint": "GPTQ W4A16 g64 (32 x 512 C4)", "tasks": args.tasks,
-                 "rounds": args.rounds, "timing": "one warm-up per execution, interleaved rounds, median",
+                 "rounds": args.repeats, "repeats": args.repeats,
+                 "timing": "one warm-up per execution, interleaved rounds, median",
                  "limit": args.limit, "batch_size": args.batch_size, "threads": args.threads,
                  "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
-        Path(args.out).write_text(json.dumps({"setup": setup, "results": rows}, indent=2))
+        Path(args.out).write_text(json.dumps({"setup": setup, "machine": machine(), "results": rows}, indent=2))
         print(f"wrote {args.out}")
 
 

@@ -16,7 +16,8 @@ int4 weight-only (packed kernels, bf16 compute) on SmolLM2-135M.
 
     UNICOMP_DATA_DIR=../shared/data python bench/roofline_validation.py --json bench/results/roofline_validation.json
 
-Run on an otherwise idle machine (timings).
+Run on an otherwise idle machine (timings). `--table JSON` prints the markdown table of a stored
+--json file (docs/benchmarks.md quotes it) and exits.
 """
 
 from __future__ import annotations
@@ -38,7 +39,42 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--group-size", type=int, default=64)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
     return ap.parse_args()
+
+
+LABELS = {"w4a16": "int4 W4A16 (packed, bf16)"}  # int4() below packs to bf16
+
+
+def markdown(out: dict) -> str:
+    """One row per variant: bytes per decode step, measured decode tok/s, and the three projections with
+    measured / projected in brackets."""
+    head = ["format", "bytes per step", "measured tok/s", "roofline tok/s (ratio)", "+ measured overhead (ratio)",
+            "measured linears + overhead (ratio)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in out.get("rows") or []:
+        measured = r.get("measured_decode_tokens_per_s")
+
+        def projected(tok_key: str, ratio_key: str, r: dict = r) -> str:
+            tok, ratio = r.get(tok_key), r.get(ratio_key)
+            if ratio is None and tok and measured is not None:
+                ratio = measured / tok
+            return "-" if tok is None else f"{tok:.1f}" + ("" if ratio is None else f" ({ratio:.2f})")
+
+        step = r.get("bytes_per_step")
+        cells = [LABELS.get(r.get("variant"), str(r.get("variant"))), "-" if step is None else f"{step / 1e6:.0f} MB",
+                 "-" if measured is None else f"{measured:.1f}",
+                 projected("roofline_decode_tokens_per_s", "measured_over_roofline"),
+                 projected("roofline_plus_overhead_tokens_per_s", "measured_over_roofline_plus_overhead"),
+                 projected("linears_plus_overhead_tokens_per_s", "measured_over_linears_plus_overhead")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_from_json(path: str) -> str:
+    """The markdown table of a results file written by --json."""
+    with open(path, encoding="utf-8") as fh:
+        return markdown(json.load(fh))
 
 
 def int4(model: torch.nn.Module, group_size: int) -> torch.nn.Module:
@@ -88,13 +124,16 @@ def linear_step_seconds(model: torch.nn.Module, repeats: int) -> float:
 
 
 def main() -> None:
+    args = parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
     from unicomp.efficiency.flops import Shape
     from unicomp.efficiency.machine import measure_this_cpu
     from unicomp.efficiency.roofline import Format, project, weight_bytes
     from unicomp.efficiency.runtime import Workload, measure_runtime
     from unicomp.models.loading import load_model
 
-    args = parse_args()
     torch.set_num_threads(args.threads)
     started = time.time()
     profile, raw = measure_this_cpu(args.threads)

@@ -35,7 +35,7 @@ also scores both models with activations left in float (a diagnostic).
 Paths come only from arguments or the environment: the model (an alias or a local folder),
 the data mirror (`--data-dir`, default $UNICOMP_DATA_DIR), the llm-compressor python and the outputs.
 
-Results go in docs/benchmarks.md.
+Results go in docs/benchmarks.md: `--table JSON` prints the markdown table of a stored --json file and exits.
 """
 
 from __future__ import annotations
@@ -139,8 +139,14 @@ def main() -> None:
                          "windows and repeats: a run whose unicomp side is complete is not compressed again, and a "
                          "finished reference JSON in --reference-dir is read instead of re-run (long runs on a "
                          "machine where jobs get stopped)")
-    ap.add_argument("--json", required=True)
+    ap.add_argument("--json", default=None, help="write the results here (required unless --table)")
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
     args = ap.parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
+    if not args.json:
+        ap.error("the following arguments are required: --json")
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
     torch.set_num_threads(args.threads)
@@ -287,6 +293,52 @@ def main() -> None:
             save()
             print(json.dumps({k: v for k, v in row.items() if k not in ("summary", "llmcompressor_command",
                                                                        "llmcompressor_smoothing")}), flush=True)
+
+
+def markdown(report: dict) -> str:
+    """One row per run: perplexity of both tools and their difference (with --weight-only-ppl also with
+    activations left in float), compression wall time (median, with --repeats min-max) and the time ratio
+    ours / theirs. Reads files of older versions of this script (fields missing: "-") as well."""
+    runs = report.get("runs") or []
+    versions = {(r.get("llmcompressor_versions") or {}).get("llmcompressor") for r in runs if "llmcompressor_ppl" in r}
+    theirs = "llm-compressor" + (f" {next(iter(versions))}" if len(versions) == 1 and None not in versions else "")
+    repeats = report.get("repeats") or 1
+    timing = f", median of {repeats} (min-max)" if repeats > 1 else ""
+    float_ppl = any("unicomp_ppl_weights_only" in r or "llmcompressor_ppl_weights_only" in r for r in runs)
+    head = ["method", "unicomp ppl", f"{theirs} ppl", f"unicomp ppl vs {theirs}",
+            *(["unicomp ppl, activations left in float", f"{theirs} ppl, activations left in float"] if float_ppl
+              else []), f"unicomp time{timing}", f"{theirs} time{timing}", "time ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+
+    def num(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    def seconds(row: dict, tool: str) -> str:
+        median, stats = row.get(f"{tool}_seconds"), row.get(f"{tool}_seconds_stats") or {}
+        if median is None:
+            return "-"
+        spread_ = f" ({stats['min']:.1f}-{stats['max']:.1f})" if stats.get("n", 1) > 1 else ""
+        return f"{median:.1f} s{spread_}"
+
+    for r in runs:
+        options = " ".join(f"{k}={v}" for k, v in (r.get("options") or {}).items())
+        dtype = r.get("compute_dtype")
+        method = " ".join(x for x in (str(r.get("method", "?")), options) if x) + (
+            f", {dtype} passes" if dtype and dtype != "float32" else "")
+        ours, ref = r.get("unicomp_ppl"), r.get("llmcompressor_ppl")
+        diff = r.get("ppl_rel_diff", None if ours is None or not ref else (ours - ref) / ref)
+        cells = [method, num(ours, ".3f"), num(ref, ".3f"), "-" if diff is None else f"{diff * 100:+.2f}%",
+                 *([num(r.get("unicomp_ppl_weights_only"), ".3f"), num(r.get("llmcompressor_ppl_weights_only"), ".3f")]
+                   if float_ppl else []),
+                 seconds(r, "unicomp"), seconds(r, "llmcompressor"), num(r.get("time_ratio"), ".2f") + (
+                     "x" if r.get("time_ratio") is not None else "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_from_json(path: str) -> str:
+    """The markdown table of a results file written by --json."""
+    return markdown(json.loads(Path(path).read_text()))
 
 
 def run_key(method: str, options: dict) -> str:
