@@ -5,6 +5,8 @@ rewritten from the newest finished run of CONFIG in the config's store (its repo
 run wrote beside the store), with the run id, the run's commit and this command. KIND:
   scores (default)  one row per model: the ranked score of every task, each performance category's
                     retention, and the distance to the base
+  dimensions        one row per model: the reliability dimensions' scores (0..1, higher = more
+                    reliable) with their retention
   efficiency        one row per measured profile: size, prefill and decode speed, peak memory, and
                     the compression's wall time and device-hours
 
@@ -30,11 +32,27 @@ from unicomp.config import load_config
 from unicomp.report.files import run_output_paths
 from unicomp.runs.store import Store
 
-BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+)(?: (?P<kind>scores|efficiency))? -->\n)"
+BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+)(?: (?P<kind>scores|efficiency|dimensions))? -->\n)"
                    r"(?P<body>.*?)(<!-- /run-table -->)", re.DOTALL)
 
 BENCH_BLOCK = re.compile(r"(<!-- bench-table: (?P<script>\S+) (?P<json>\S+) -->\n)(?P<body>.*?)(<!-- /bench-table -->)",
                          re.DOTALL)
+
+
+def measured_on(data: dict[str, Any]) -> tuple[str, str]:
+    """(CPU, threads, torch; commit) of a results file. Newer files hold `machine` (bench/_machine.py);
+    older ones keep the same facts under `setup`, `measurements` or the top level, in their own words."""
+    places = [d for d in (data.get("machine"), data.get("setup"), data.get("measurements"), data) if isinstance(d, dict)]
+
+    def first(*keys: str) -> Any:
+        return next((d[k] for d in places for k in keys if d.get(k)), None)
+
+    cpu = first("cpu")
+    if isinstance(cpu, dict):
+        cpu = cpu.get("model_name") or cpu.get("machine")
+    threads, torch = first("torch_threads", "threads"), first("torch", "torch_version")
+    where = ", ".join(v for v in (cpu, threads and f"{threads} threads", torch and f"torch {torch}") if v)
+    return where or "a machine not recorded", (first("git_revision", "unicomp_commit") or "")[:7] or "not recorded"
 
 
 def bench_table(script: str, results: str) -> str:
@@ -45,15 +63,8 @@ def bench_table(script: str, results: str) -> str:
     done = subprocess.run([sys.executable, script, "--table", results], capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(f"bench-table: `python {script} --table {results}` failed:\n{done.stderr.strip()}")
-    data = json.loads(Path(results).read_text())
-    machine = data.get("machine") or {}  # older files: only their setup's cpu / threads / torch
-    setup = data.get("setup") if isinstance(data.get("setup"), dict) else {}
-    threads = machine.get("torch_threads") or setup.get("threads")
-    torch = machine.get("torch") or setup.get("torch")
-    where = ", ".join(v for v in (machine.get("cpu") or setup.get("cpu"), threads and f"{threads} threads",
-                                  torch and f"torch {torch}") if v)
-    commit = (machine.get("git_revision") or "")[:7] or "not recorded"
-    return (f"Generated from `{results}` (measured on {where or 'a machine not recorded'}; commit {commit}) by "
+    where, commit = measured_on(json.loads(Path(results).read_text()))
+    return (f"Generated from `{results}` (measured on {where}; commit {commit}) by "
             f"`python {script} --table {results}`.\n\n{done.stdout.strip()}\n")
 
 
@@ -93,6 +104,28 @@ def training_seconds(report: dict[str, Any]) -> dict[str, float]:
         if unit.get("category") == "compression" and isinstance(training, dict) and "seconds" in training:
             out[unit["task"]] = training["seconds"]
     return out
+
+
+def dimensions_table(config_path: str, report: dict[str, Any]) -> str:
+    dims = report.get("dimensions") or []
+    if not dims:
+        raise SystemExit(f"{config_path}: run {report['run_id']} scored no reliability dimension; add trustllm tasks")
+    names = list(dict.fromkeys(d["dimension"] for d in dims))
+    models = list(dict.fromkeys(d["model"] for d in dims))
+    cell = {(d["model"], d["dimension"]): d for d in dims}
+    lines = [provenance(config_path, report), "", "| model | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+    for m in models:
+        cells = []
+        for n in names:
+            d = cell.get((m, n))
+            if d is None or d.get("score") is None:
+                cells.append("-")
+            elif m == "base" or d.get("retained_pct") is None:
+                cells.append(f"{d['score']:.3f}")
+            else:
+                cells.append(f"{d['score']:.3f} ({d['retained_pct']:.0f}%)")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def efficiency_table(config_path: str, report: dict[str, Any]) -> str:
@@ -150,13 +183,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("doc", nargs="+")
     ap.add_argument("--check", action="store_true", help="compare only: exit 1 when a table differs")
+    ap.add_argument("--only", choices=("run", "bench"), default=None,
+                    help="only run tables (need the stores) or only bench tables (need only the repo)")
     args = ap.parse_args()
     stale = []
     for doc in args.doc:
         text = Path(doc).read_text()
 
         def render(match: re.Match, doc: str = doc) -> str:
-            make = efficiency_table if match["kind"] == "efficiency" else table
+            make = {"efficiency": efficiency_table, "dimensions": dimensions_table}.get(match["kind"], table)
             body = make(match["config"], newest_report(match["config"]))
             if body != match["body"]:
                 stale.append(f"{doc}: {match['config']} {match['kind'] or 'scores'}")
@@ -168,7 +203,8 @@ def main() -> None:
                 stale.append(f"{doc}: {match['json']}")
             return match.group(1) + body + match.group(5)
 
-        new = BENCH_BLOCK.sub(render_bench, BLOCK.sub(render, text))
+        new = text if args.only == "bench" else BLOCK.sub(render, text)
+        new = new if args.only == "run" else BENCH_BLOCK.sub(render_bench, new)
         if not args.check and new != text:
             Path(doc).write_text(new)
     for s in stale:

@@ -91,3 +91,33 @@ def test_bench_tables_are_what_the_bench_script_prints_for_its_results_file(tmp_
     doc.write_text("<!-- bench-table: bench/quant_efficiency.py bench/results/missing.json -->\n<!-- /bench-table -->\n")
     missing = script(str(doc), cwd=ROOT)
     assert missing.returncode != 0 and "no file bench/results/missing.json" in missing.stderr
+
+
+def test_dimension_tables_are_the_runs_reliability_scores_and_retention(tmp_path: Path, tiny_model: Path) -> None:
+    raw = {"name": "rel", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
+           "evaluation": {"tasks": ["trustllm_privacy_privacy_awareness_confAIde", "trustllm_ethics_implicit_ETHICS"],
+                          "limit": 4, "batch_size": 4,
+                          "max_gen_toks": {"trustllm_privacy_privacy_awareness_confAIde": 8,
+                                           "trustllm_ethics_implicit_ETHICS": 8}},
+           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
+           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}
+    config = tmp_path / "rel.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    run_experiment(load_config(config))
+    doc = tmp_path / "page.md"
+    doc.write_text(f"<!-- run-table: {config} dimensions -->\n<!-- /run-table -->\n")
+    done = script(str(doc), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = doc.read_text()
+    report = json.loads((tmp_path / "out" / "rel-report.json").read_text())
+    scored = list(dict.fromkeys(d["dimension"] for d in report["dimensions"]))  # a dimension needs a defined score
+    assert "ethics" in scored and set(scored) <= {"privacy", "ethics"}
+    assert "| model | " + " | ".join(scored) + " |" in text
+    for d in report["dimensions"]:
+        assert f"{d['score']:.3f}" in next(line for line in text.splitlines() if line.startswith(f"| {d['model']} |"))
+
+
+def test_every_bench_table_in_the_benchmarks_page_reproduces_from_its_results_file() -> None:
+    """The page's bench tables come from files kept in the repo, so they must match on any checkout."""
+    done = script("docs/benchmarks.md", "--check", "--only", "bench", cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
