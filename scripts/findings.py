@@ -124,6 +124,8 @@ def render(cfg, path, export, report, stats, families, models, quantized, others
            env, seconds, tasks) -> tuple[list[str], list[str]]:
     s = stats.get
     verdicts: list[str] = []
+    reused = sum(1 for u in export["units"] if u["reused"])
+    total = sum(u["wall_seconds"] or 0 for u in export["units"])
     out = [f"## `{cfg.model}` (`{path}`)", "",
            f"- Run `{export['run_id']}` in `{cfg.store}` (the run's commit: "
            f"{(env.get('git_revision') or 'unknown')[:7]}); variants: "
@@ -131,8 +133,9 @@ def render(cfg, path, export, report, stats, families, models, quantized, others
            f"- Machine: {env.get('device_name') or env.get('machine') or 'see the store'}, torch "
            f"{(env.get('packages') or {}).get('torch', '?')}, transformers "
            f"{(env.get('packages') or {}).get('transformers', '?')}.",
-           f"- Wall time of the run: **{wall / 60:.1f} min** on this machine ({computed / 60:.1f} min of unit "
-           f"work computed in it; {sum(1 for u in export['units'] if u['reused'])} units reused from the store).", ""]
+           f"- Wall time of the run: **{wall / 60:.1f} min** on this machine, computing {computed / 60:.1f} min "
+           f"of unit work; {reused} units were reused from earlier sittings, so all its results took "
+           f"**{total / 60:.1f} min** of unit work (each unit's own wall time, as stored).", ""]
     out += ["### Scores of the base", "", "| task | category | metric | base score | items |", "|---|---|---|---|---|"]
     for name, t in tasks.items():
         if t.category in PERFORMANCE or t.category == "language_modelling":
