@@ -186,11 +186,11 @@ def test_concurrent_requests_share_one_engine_call_and_get_their_own_answers(tin
             futures = [pool.submit(post, f"{url}/completions", {"prompt": p, "max_tokens": k, "temperature": 0})
                        for p, k in prompts]
             deadline = threading.Event()
-            for _ in range(500):  # the worker holds the first job, the rest wait behind it
-                if worker.waiting() == len(prompts) - 1:
+            for _ in range(1000):  # the worker holds the first job, the rest wait behind it
+                if worker.holding and worker.waiting() == len(prompts) - 1:  # (not: 5 queued, 1 still in flight)
                     break
                 deadline.wait(0.01)
-            assert worker.waiting() == len(prompts) - 1
+            assert worker.holding and worker.waiting() == len(prompts) - 1
         answers = [f.result() for f in futures]
     assert [r.json()["choices"][0]["text"] for r in answers] == alone
     assert worker.batch_sizes[-1] == len(prompts)  # one engine call for all six

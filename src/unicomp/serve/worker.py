@@ -45,6 +45,7 @@ class GenerationWorker:
         self.batch_sizes: deque[int] = deque(maxlen=1000)  # jobs per engine call, newest last
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self.holding = False  # the worker has taken a job and waits for the model (tests synchronise on it)
 
     def start(self) -> None:
         if self._thread is None:
@@ -80,6 +81,7 @@ class GenerationWorker:
             first = self._queue.get()
             if first is None:
                 return
+            self.holding = True
             with self.lock:
                 # Drain under the lock: whatever arrived while the model was busy joins this batch.
                 jobs = [first]
@@ -93,6 +95,7 @@ class GenerationWorker:
                         break
                     jobs.append(job)
                 self._process(jobs)
+            self.holding = False
 
     def _process(self, jobs: list[Job]) -> None:
         ready: list[tuple[Job, tuple[engine.Context, dict]]] = []
