@@ -21,14 +21,19 @@ def script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, timeout=300)
 
 
-def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: Path, tiny_model: Path) -> None:
-    raw = {"name": "doc", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
-           "evaluation": {"tasks": ["arc_easy"], "limit": 4, "batch_size": 4},
-           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"windows": 1, "seq_len": 32},
-           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}
-    config = tmp_path / "doc.yaml"
+def tiny_run(tmp_path: Path, tiny_model: Path, name: str, **overrides: object) -> tuple[Path, dict]:
+    """(config path, result) of a real tiny run: the base and a magnitude-pruned variant, `overrides` on top."""
+    raw = {"name": name, "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
+           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
+           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}], **overrides}
+    config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump(raw))
-    result = run_experiment(load_config(config))
+    return config, run_experiment(load_config(config))
+
+
+def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: Path, tiny_model: Path) -> None:
+    config, result = tiny_run(tmp_path, tiny_model, "doc", evaluation={"tasks": ["arc_easy"], "limit": 4, "batch_size": 4},
+                              distance={"windows": 1, "seq_len": 32})
     doc = tmp_path / "page.md"
     doc.write_text(f"intro\n<!-- run-table: {config} -->\nold numbers\n<!-- /run-table -->\nend\n")
 
@@ -46,15 +51,9 @@ def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: 
 
 
 def test_efficiency_tables_come_from_the_runs_profiles_and_need_one(tmp_path: Path, tiny_model: Path) -> None:
-    raw = {"name": "eff", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
-           "evaluation": {"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
-           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
-           "efficiency": {"prompt_tokens": 16, "new_tokens": 4, "decode_tokens": 6, "batch_sizes": [1], "repeats": 1,
-                          "threads": 1, "dtypes": ["float32"], "devices": ["l4"]},
-           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}
-    config = tmp_path / "eff.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    result = run_experiment(load_config(config))
+    config, result = tiny_run(tmp_path, tiny_model, "eff", evaluation={"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
+                              efficiency={"prompt_tokens": 16, "new_tokens": 4, "decode_tokens": 6, "batch_sizes": [1],
+                                          "repeats": 1, "threads": 1, "dtypes": ["float32"], "devices": ["l4"]})
     doc = tmp_path / "page.md"
     doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
     done = script(str(doc), cwd=tmp_path)
@@ -67,9 +66,7 @@ def test_efficiency_tables_come_from_the_runs_profiles_and_need_one(tmp_path: Pa
     seconds = report["compression"]["magnitude-50"]["wall_seconds"]
     assert f"| {seconds:.0f} |" in text
 
-    raw = {k: v for k, v in raw.items() if k != "efficiency"} | {"name": "no_eff"}  # measured no runtime
-    config.write_text(yaml.safe_dump(raw))
-    run_experiment(load_config(config))
+    config, _ = tiny_run(tmp_path, tiny_model, "no_eff", evaluation={"tasks": ["arc_easy"], "limit": 2, "batch_size": 2})
     doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
     failed = script(str(doc), cwd=tmp_path)
     assert failed.returncode != 0 and "measured no runtime" in failed.stderr
@@ -94,16 +91,10 @@ def test_bench_tables_are_what_the_bench_script_prints_for_its_results_file(tmp_
 
 
 def test_dimension_tables_are_the_runs_reliability_scores_and_retention(tmp_path: Path, tiny_model: Path) -> None:
-    raw = {"name": "rel", "model": str(tiny_model), "store": str(tmp_path / "s.sqlite"), "output_dir": str(tmp_path / "out"),
-           "evaluation": {"tasks": ["trustllm_privacy_privacy_awareness_confAIde", "trustllm_ethics_implicit_ETHICS"],
-                          "limit": 4, "batch_size": 4,
-                          "max_gen_toks": {"trustllm_privacy_privacy_awareness_confAIde": 8,
-                                           "trustllm_ethics_implicit_ETHICS": 8}},
-           "calibration": {"source": "c4", "n_samples": 2, "seq_len": 32}, "distance": {"enabled": False},
-           "variants": [{"name": "magnitude-50", "method": "magnitude", "options": {"sparsity": 0.5}}]}
-    config = tmp_path / "rel.yaml"
-    config.write_text(yaml.safe_dump(raw))
-    run_experiment(load_config(config))
+    config, _ = tiny_run(tmp_path, tiny_model, "rel", evaluation={
+        "tasks": ["trustllm_privacy_privacy_awareness_confAIde", "trustllm_ethics_implicit_ETHICS"], "limit": 4,
+        "batch_size": 4, "max_gen_toks": {"trustllm_privacy_privacy_awareness_confAIde": 8,
+                                          "trustllm_ethics_implicit_ETHICS": 8}})
     doc = tmp_path / "page.md"
     doc.write_text(f"<!-- run-table: {config} dimensions -->\n<!-- /run-table -->\n")
     done = script(str(doc), cwd=tmp_path)
