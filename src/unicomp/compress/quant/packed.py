@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
+from unicomp.compress.quant.native import int4_dequantize
 from unicomp.errors import UnicompError
 from unicomp.models.options import torch_dtype
 
@@ -493,25 +494,36 @@ class Int4PackedLinear(PackedLinear):
         if perm is not None:
             x = x.index_select(1, perm)
         if x.shape[0] >= PREFILL_ROWS and self.can_dequantize():
-            return F.linear(x, self.dense_weight())
+            # the weight lives only for this GEMM, unless autograd keeps it for a backward pass
+            return F.linear(x, self.dense_weight(reuse=not (x.requires_grad and torch.is_grad_enabled())))
         return _int4_mm(x.contiguous(), buffers["packed"], self.group_size, buffers["scale_and_zeros"])
 
     def can_dequantize(self) -> bool:
         return (self.packed.device.type == "cpu" and self.out_features % _CPU_BLOCK_N == 0
                 and _cpu_int4_layout_known())
 
-    def dense_weight(self) -> torch.Tensor:
+    def dense_weight(self, reuse: bool = False) -> torch.Tensor:
         """The weight the kernel computes with, [out, in] in the compute dtype (in the kernel's
         column order when act-order permuted it): (q - 8) * scale + zero_term per group.
 
-        Written for speed, since it runs once per linear per prefill. The packing keeps, per block
-        of 64 rows and per column, 32 bytes (row j | row j + 32 << 4); the codes are unpacked and
-        transposed to [in, out] while still one byte each (cheap), so the arithmetic runs on
-        contiguous rows against the kernel's own [groups, out] scales. It runs in fp32 (broadcasting
-        bf16 ops are several times slower on CPU), as q * scale + (zero_term - 8 * scale): the same
-        real number as the kernel's, and rounded the same, since q * scale and zero_term - 8 * scale
-        are exact in fp32. One rounding to the compute dtype at the end. ~4x faster than the plain
-        bf16 formula and bit-identical to the kernel (tests/compress/test_prefill_dispatch.py)."""
+        It runs once per linear per prefill, so its speed is prefill's: the native C kernel
+        (compress/quant/native.py) when a C compiler is available, else `dense_weight_torch`;
+        both are bit-identical to the int4 kernel (tests/compress/test_prefill_dispatch.py).
+        reuse: the native kernel writes into a per-thread scratch buffer that the next reuse call
+        overwrites (for a weight consumed at once)."""
+        native = int4_dequantize(self.packed, self.scale_and_zeros, self.out_features, self.in_features,
+                                 self.group_size, reuse=reuse)
+        return self.dense_weight_torch() if native is None else native.t()
+
+    def dense_weight_torch(self) -> torch.Tensor:
+        """`dense_weight` in PyTorch ops: the fallback without a C compiler, and the C kernel's reference.
+
+        The packing keeps, per block of 64 rows and per column, 32 bytes (row j | row j + 32 << 4);
+        the codes are unpacked and transposed to [in, out] while still one byte each (cheap), so the
+        arithmetic runs on contiguous rows against the kernel's own [groups, out] scales. It runs in
+        fp32 (broadcasting bf16 ops are several times slower on CPU), as q * scale + (zero_term - 8 *
+        scale): the same real number as the kernel's, and rounded the same, since q * scale and
+        zero_term - 8 * scale are exact in fp32. One rounding to the compute dtype at the end."""
         n, k, g = self.out_features, self.in_features, self.group_size
         raw = self.packed.view(torch.uint8).reshape(n // _CPU_BLOCK_N, k, _CPU_BLOCK_N // 2)
         codes = torch.cat([raw & 15, raw >> 4], dim=2).transpose(0, 1).contiguous()  # [in, out], one byte each
