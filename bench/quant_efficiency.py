@@ -280,7 +280,8 @@ def table_from_json(path: str) -> str:
         data = json.load(fh)
     rows = data["results"]
     bf16_bytes = next(r["linear_weight_bytes"] / r["ratio_to_bf16"] for r in rows)
-    return markdown(rows, bf16_bytes)
+    dequant = data["setup"].get("int4_prefill_dequantization")
+    return markdown(rows, bf16_bytes) + (f"\n\nint4 prefill dequantization: {dequant}." if dequant else "")
 
 
 def main() -> None:
@@ -291,6 +292,7 @@ def main() -> None:
     if args.repeats < 1:
         raise SystemExit("--repeats must be at least 1")
     torch.set_num_threads(args.threads)
+    from unicomp.compress.quant.native import int4_library
     from unicomp.compress.quant.packed import cpu_supports_bf16, default_compute_dtype, linear_weight_bytes
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -313,7 +315,8 @@ def main() -> None:
              "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "prefill_tokens": args.prefill_tokens, "prefill_batch": args.prefill_batch,
              "repeats": args.repeats, "timing": "interleaved rounds; medians; ratios paired per round", "cpu_bf16": cpu_supports_bf16(),
              "packed_compute_dtype": str(default_compute_dtype("cpu")).removeprefix("torch."),
-             "torch": torch.__version__, "cpu": platform.processor() or platform.machine()}
+             "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+             "int4_prefill_dequantization": "native C kernel" if int4_library() else "PyTorch ops (no C compiler)"}
     print()
     print(f"model {name}, {args.threads} threads, packed compute {setup['packed_compute_dtype']}, inputs {inputs}")
     print(markdown(rows, bf16_bytes))
