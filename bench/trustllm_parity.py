@@ -2,6 +2,7 @@
 
     UNICOMP_DATA_DIR=../shared/data python bench/trustllm_synthetic_generations.py /tmp/tl.jsonl
     python bench/trustllm_parity.py /tmp/tl.jsonl --reference-python VENV/bin/python [--json OUT]
+    python bench/trustllm_parity.py --table OUT      # the docs table of a stored comparison
     (or set TRUSTLLM_PYTHON to that interpreter instead of passing --reference-python)
 
 Input: JSONL lines {"subtask": name, "doc": <TrustLLM record>, "res": <generated text>} (file order per subtask).
@@ -114,7 +115,35 @@ def template_check(task_prompt: dict) -> list[str]:
     return problems
 
 
+def table_from_json(path: str) -> str:
+    """docs/benchmarks.md's table for a --json file: per subtask, items, metrics compared, equal."""
+    data = json.loads(Path(path).read_text())
+
+    def show(v: object) -> str:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return f"{v:.4f}"
+        return f"raised {v.strip().rstrip(':')}" if isinstance(v, str) and v.endswith(": ") else str(v)
+
+    summary = data["summary"]
+    lines = ["| subtask | items | primary metric | unicomp | TrustLLM 0.3.0 | metrics compared | all equal |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    for s in summary:
+        lines.append(f"| {s['subtask'].removeprefix('trustllm_')} | {s['n']:,} | {s['primary']} | {show(s['unicomp'])} "
+                     f"| {show(s['trustllm'])} | {s['compared']} | {'yes' if s['all_equal'] else '**no**'} |")
+    equal = sum(s["all_equal"] for s in summary)
+    problems = data.get("template_problems") or []
+    lines += ["", f"{equal}/{len(summary)} subtasks equal on every metric TrustLLM also computes "
+              f"({sum(s['compared'] for s in summary)} metrics compared, {sum(s['n'] for s in summary):,} records); "
+              f"judge prompt templates: {'identical' if not problems else 'differ: ' + ', '.join(problems)}."]
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--table"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: trustllm_parity.py --table RESULTS.json")
+        print(table_from_json(sys.argv[2]))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("generations")
     ap.add_argument("--json", default=None, help="write the comparison here")
