@@ -44,6 +44,9 @@ def machine() -> dict[str, Any]:
     try:
         info["git_revision"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                               cwd=Path(__file__).parent, check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, cwd=Path(__file__).parent, check=True).stdout.split("\n")
+        info["git_changed_files"] = sorted(line[3:] for line in changed if line.strip())  # uncommitted edits
     except (OSError, subprocess.CalledProcessError):
         info["git_revision"] = None
     return info

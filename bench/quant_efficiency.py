@@ -185,13 +185,16 @@ def top1_agreement(logits: torch.Tensor, reference: torch.Tensor | None) -> floa
 def interleaved_samples(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
     """`repeats` results per name, taken round-robin (one of each per round, after one warm-up round): on
     a shared VM the machine's speed drifts over minutes, and interleaving makes the drift hit every
-    variant alike instead of whichever happened to run during a slow spell."""
+    variant alike instead of whichever happened to run during a slow spell. Each round starts one
+    variant later than the one before, so no variant always runs right after the same other one
+    (e.g. bf16 always after fp32's large working set)."""
     for fn in fns.values():
         fn()
+    names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            samples[name].append(fn())
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            samples[name].append(fns[name]())
     return samples
 
 
@@ -246,6 +249,8 @@ def measure_all(models: dict[str, tuple[torch.nn.Module, dict]], args: argparse.
             "top1_agreement_vs_fp32": top1_agreement(logits[variant], logits["fp32"]) if variant != "fp32" else None,
             "top1_agreement_vs_fake_quant": top1_agreement(logits[variant], fake),
             "pack": summary,
+            "prefill_seconds": prefill_samples[variant],  # per round, for recomputing any ratio
+            "decode_seconds": decode_samples[variant],
         })
     return rows
 

@@ -5,6 +5,8 @@ rewritten from the newest finished run of CONFIG in the config's store (its repo
 run wrote beside the store), with the run id, the run's commit and this command. KIND:
   scores (default)  one row per model: the ranked score of every task, each performance category's
                     retention, and the distance to the base
+  tasks             one row per task (for runs with many tasks): each model's score and its
+                    retention, and the distance to the base
   dimensions        one row per model: the reliability dimensions' scores (0..1, higher = more
                     reliable) with their retention
   efficiency        one row per measured profile: size, prefill and decode speed, peak memory, and
@@ -32,7 +34,7 @@ from unicomp.config import load_config
 from unicomp.report.files import run_output_paths
 from unicomp.runs.store import Store
 
-BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+)(?: (?P<kind>scores|efficiency|dimensions))? -->\n)"
+BLOCK = re.compile(r"(<!-- run-table: (?P<config>\S+)(?: (?P<kind>scores|tasks|efficiency|dimensions))? -->\n)"
                    r"(?P<body>.*?)(<!-- /run-table -->)", re.DOTALL)
 
 BENCH_BLOCK = re.compile(r"(<!-- bench-table: (?P<script>\S+) (?P<json>\S+) -->\n)(?P<body>.*?)(<!-- /bench-table -->)",
@@ -94,6 +96,18 @@ def provenance(config_path: str, report: dict[str, Any]) -> str:
             f"{env.get('device_name', '?')}) of `{config_path}` by `python scripts/docs_tables.py`.")
 
 
+def unit_work(report: dict[str, Any]) -> str:
+    """How long the run's results took to compute: the stored units' own wall times, summed (a run that
+    resumed or reused units from another run counts them once, where they were computed)."""
+    export = report["export"]
+    units = export["units"]
+    computed = [u for u in units if not u.get("reused")]
+    minutes = sum(u.get("wall_seconds") or 0 for u in units) / 60
+    return (f"{len(units)} units, {minutes:.1f} min of unit work on {export['environment'].get('device_name', '?')}"
+            + (f" ({len(units) - len(computed)} reused from earlier runs)" if len(computed) < len(units) else "")
+            + f"; per-unit times: `SELECT task, wall_seconds FROM units` in the store.")
+
+
 def training_seconds(report: dict[str, Any]) -> dict[str, float]:
     """Training time of each distilled variant, from its compression unit's record (the unit's wall time
     also counts building the student)."""
@@ -125,7 +139,7 @@ def dimensions_table(config_path: str, report: dict[str, Any]) -> str:
             else:
                 cells.append(f"{d['score']:.3f} ({d['retained_pct']:.0f}%)")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + unit_work(report) + "\n"
 
 
 def efficiency_table(config_path: str, report: dict[str, Any]) -> str:
@@ -179,6 +193,33 @@ def table(config_path: str, report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tasks_table(config_path: str, report: dict[str, Any]) -> str:
+    """The scores table turned: tasks down, models across ("score (retained %)")."""
+    rows = report["rows"]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    tasks = list(dict.fromkeys((r["task"], r["metric"]) for r in rows))
+    cell = {(r["model"], r["task"], r["metric"]): r for r in rows}
+    lines = [provenance(config_path, report), "", "| task | metric | " + " | ".join(models) + " |",
+             "|---|---|" + "---:|" * len(models)]
+    for task, metric in tasks:
+        spec = ".2f" if "perplexity" in metric else ".3f"
+        cells = []
+        for m in models:
+            r = cell.get((m, task, metric))
+            if r is None or r.get("score") is None:
+                cells.append("-")
+            elif m == "base" or r.get("retained_pct") is None:
+                cells.append(format(r["score"], spec))
+            else:
+                cells.append(f"{r['score']:{spec}} ({r['retained_pct']:.0f}%)")
+        lines.append(f"| {task} | {metric} | " + " | ".join(cells) + " |")
+    dist = report.get("distance") or {}
+    if dist:
+        lines.append("| KL to base, mean / p99 | | " + " | ".join(
+            f"{dist[m]['kl_mean']:.2f} / {dist[m]['kl_p99']:.2f}" if m in dist else "-" for m in models) + " |")
+    return "\n".join(lines) + "\n\n" + unit_work(report) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("doc", nargs="+")
@@ -191,7 +232,8 @@ def main() -> None:
         text = Path(doc).read_text()
 
         def render(match: re.Match, doc: str = doc) -> str:
-            make = {"efficiency": efficiency_table, "dimensions": dimensions_table}.get(match["kind"], table)
+            make = {"efficiency": efficiency_table, "dimensions": dimensions_table,
+                    "tasks": tasks_table}.get(match["kind"], table)
             body = make(match["config"], newest_report(match["config"]))
             if body != match["body"]:
                 stale.append(f"{doc}: {match['config']} {match['kind'] or 'scores'}")

@@ -45,6 +45,13 @@ def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: 
     score = next(r["score"] for r in result["rows"] if r["model"] == "magnitude-50")
     assert f"| magnitude-50 | {score:.3f} |" in text
     assert script(str(doc), "--check", cwd=tmp_path).returncode == 0
+    turned = tmp_path / "turned.md"  # the same run, tasks down and models across
+    turned.write_text(f"<!-- run-table: {config} tasks -->\n<!-- /run-table -->\n")
+    assert script(str(turned), cwd=tmp_path).returncode == 0
+    row = next(r for r in result["rows"] if r["model"] == "magnitude-50" and r["task"] == "arc_easy")
+    base = next(r["score"] for r in result["rows"] if r["model"] == "base" and r["task"] == "arc_easy")
+    kept = "" if row["retained_pct"] is None else f" ({row['retained_pct']:.0f}%)"
+    assert f"| arc_easy | {row['metric']} | {base:.3f} | {row['score']:.3f}{kept} |" in turned.read_text()
     doc.write_text(text.replace(f"| magnitude-50 | {score:.3f} |", "| magnitude-50 | 0.999 |"))
     check = script(str(doc), "--check", cwd=tmp_path)
     assert check.returncode == 1 and "differs" in check.stdout
