@@ -20,6 +20,7 @@ from __future__ import annotations
 from _machine import machine, spread  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
+import sys
 import os
 import tempfile
 import time
@@ -57,7 +58,46 @@ def run_lm_eval(hflm, task_names, folder: Path, limit):
     return out, time.perf_counter() - start
 
 
+TASK_TITLES = {"arc_easy": "ARC-Easy (test)", "hellaswag": "HellaSwag (validation)", "piqa": "PIQA (validation)"}
+
+
+def table_from_json(path: str) -> str:
+    """docs/benchmarks.md's tables for a --json file: per task, exactness and speed; WikiText if compared."""
+    data = json.loads(Path(path).read_text())
+    lines = []
+    if data["tasks"]:
+        lines += [f"| task (first {data['limit']} items) | max \\|Δ log-lik\\| over all choices | acc items equal "
+                  "| acc_norm items equal | acc (ours / lm-eval) | acc_norm (ours / lm-eval) | unicomp items/s "
+                  "| lm-eval items/s | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, row in data["tasks"].items():
+            n = row["items"]
+            norm_equal = "-" if row["acc_norm_items_equal"] is None else f"{row['acc_norm_items_equal']}/{n}"
+
+            def pair(metric: str, row: dict = row) -> str:
+                ours, theirs = row["ours"].get(metric), row["lm_eval"].get(metric)
+                return "-" if ours is None else f"{ours:.3f} / {theirs:.3f}"
+
+            lines.append(f"| {TASK_TITLES.get(name, name)} | {row['max_abs_loglikelihood_diff']:.1e} | {row['acc_items_equal']}/{n} "
+                         f"| {norm_equal} | {pair('acc')} | {pair('acc_norm')} | {row['ours_items_per_s']:.2f} "
+                         f"| {row['lm_eval_items_per_s']:.2f} | **{row['speedup']:.2f}x** |")
+        lines += ["", f"Batch size {data['batch_size']}, {data['threads']} threads; seconds are the median of "
+                  f"{data['repeats']} timed run(s) of each engine, one task at a time."]
+    wiki = data.get("wikitext")
+    if wiki:
+        lines += ([""] if lines else []) + ["| metric | unicomp | lm-eval |", "|---|---|---|"]
+        for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
+            lines.append(f"| {metric} | {wiki['ours'][metric]!r} | {wiki['lm_eval'][metric]!r} |")
+        lines.append(f"| wall time | {wiki['our_seconds']:.0f} s | {wiki['lm_eval_seconds']:.0f} s |")
+        lines += ["", f"{wiki['pages']} pages, context window {wiki['max_length']}."]
+    return "\n".join(lines)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--table"]:
+        if len(sys.argv) != 3:
+            sys.exit("usage: lm_eval_parity.py --table RESULTS.json")
+        print(table_from_json(sys.argv[2]))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--tasks", default="arc_easy,hellaswag,piqa")
