@@ -79,7 +79,7 @@ def test_the_portable_build_for_cpus_without_avx512_gives_the_same_bits(tmp_path
     import platform
 
     monkeypatch.setenv("UNICOMP_CACHE", str(tmp_path))
-    compiler = shutil.which("cc") or shutil.which("gcc")
+    compiler = [shutil.which("cc") or shutil.which("gcc")]
     flags = tuple(f for f in native.FLAGS if f != "-march=native")
     if platform.machine() in ("x86_64", "AMD64"):
         flags += ("-march=x86-64-v2",)
@@ -106,3 +106,38 @@ def test_a_prefill_through_consecutive_packed_layers_is_unchanged_by_the_shared_
     second(first(x)).sum().backward()
     expected = (torch.ones(P.PREFILL_ROWS, 128) @ w2) @ w1
     assert torch.allclose(x.grad, expected, rtol=1e-5, atol=1e-4)
+
+
+@needs_compiler
+def test_prefill_takes_the_native_path(monkeypatch):
+    """With a compiler the PyTorch version is not needed at all: a prefill must not call it."""
+    module = _module(128, 256, 64, torch.bfloat16, seed=14, symmetric=False)
+    x = torch.randn(P.PREFILL_ROWS, 256, generator=torch.Generator().manual_seed(15)).to(torch.bfloat16)
+    expected = x @ module.dense_weight_torch().t()
+
+    def refuse(self):  # noqa: ANN001
+        raise AssertionError("the PyTorch dequantization ran although the native kernel is available")
+
+    monkeypatch.setattr(P.Int4PackedLinear, "dense_weight_torch", refuse)
+    assert module.native_exact
+    assert torch.equal(module(x), expected)
+
+
+def test_weights_the_native_kernel_cannot_reproduce_take_the_pytorch_path():
+    """fp32 scales with more than 20 significant bits (q * scale inexact: the result would depend on
+    whether the compiler fuses multiply and add) and subnormal-sized scales (the AVX-512 rounding
+    flushes them) are dequantized by PyTorch, so the bits never depend on having a compiler."""
+    g = torch.Generator().manual_seed(16)
+    q = torch.randint(0, 16, (128, 256), generator=g, dtype=torch.int32)
+    zero = torch.randint(0, 16, (128, 4), generator=g).float()
+    scheme = QuantScheme(bits=4, group_size=64, symmetric=False)
+    full = torch.rand(128, 4, generator=g) * 0.02 + 0.001  # fp32, 24 significant bits
+    tiny = torch.full((128, 4), 2.0 ** -126).to(torch.bfloat16).float()
+    for scale, dtype in ((full, torch.float32), (tiny, torch.bfloat16)):
+        qw = QuantizedWeight(q=q, scale=scale, zero=zero, scheme=scheme)
+        module = P.Int4PackedLinear.from_quantized(qw, compute_dtype=dtype)
+        assert not module.native_exact
+        assert torch.equal(module.dense_weight(), module.dense_weight_torch())
+    ordinary = P.Int4PackedLinear.from_quantized(
+        QuantizedWeight(q=q, scale=full.to(torch.bfloat16).float(), zero=zero, scheme=scheme), compute_dtype=torch.float32)
+    assert ordinary.native_exact  # bf16-representable scales qualify in fp32 too

@@ -8,8 +8,9 @@
    Layout read (torch's _convert_weight_to_int4pack_for_cpu): per block of 64 output rows and per
    input column, 32 bytes; byte j holds row j (low nibble) and row j + 32 (high nibble).
    scale_and_zeros: [groups, out, 2] of (scale, zero_term) in the compute dtype.
-   Value: q * scale + (zero_term - 8 * scale) in fp32 (q * scale is exact), then one rounding to the
-   compute dtype: the number the PyTorch version and the int4 kernel compute. */
+   Value: q * scale + (zero_term - 8 * scale) in fp32, then one rounding to the compute dtype: the
+   number the PyTorch version and the int4 kernel compute, as long as q * scale is exact in fp32
+   (fused multiply-add or not), which packed._native_exact checks before calling. */
 #include <stdint.h>
 #include <string.h>
 
@@ -51,8 +52,9 @@ static inline uint16_t f32_to_bf16(float f) { /* round to nearest even, as torch
 
 /* The same arithmetic on AVX-512, ~3x faster than the compiler's vectorization of the loop above:
    a 64-row block's scales and zero terms stay in registers for all the columns of its group, codes
-   widen 16 at a time, and vcvtne2ps2bf16 rounds to bf16 (to nearest even, like the scalar path;
-   it flushes denormals, which a weight never is). */
+   widen 16 at a time, and vcvtne2ps2bf16 rounds to bf16 (to nearest even, like the scalar path,
+   but flushing subnormals to zero: unicomp sends no weight with a scale below 2^-100 here, see
+   packed._native_exact). */
 static inline void store_bf16(uint16_t* o, const __m512* r) {
   _mm512_storeu_si512((void*)o, (__m512i)_mm512_cvtne2ps_pbh(r[1], r[0]));
   _mm512_storeu_si512((void*)(o + 32), (__m512i)_mm512_cvtne2ps_pbh(r[3], r[2]));

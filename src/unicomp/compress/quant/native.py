@@ -20,6 +20,8 @@ import hashlib
 import logging
 import os
 import platform
+import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -52,18 +54,18 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def build(compiler: str, flags: tuple[str, ...]) -> Path:
-    """Compile SOURCE once per (source, compiler, flags, CPU); return the cached library."""
-    version = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, " ".join(flags),
+def build(compiler: list[str], flags: tuple[str, ...], root: Path | None = None) -> Path:
+    """Compile SOURCE once per (source, compiler, flags, CPU) under `root` (default: the cache)."""
+    version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compiler), version, " ".join(flags),
                                     platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
-    target = cache_dir() / "kernels" / f"int4_dequant-{key}.so"
+    target = (root or cache_dir() / "kernels") / f"int4_dequant-{key}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # atomic: parallel builds never see half a file
         built = Path(tmp) / target.name
-        done = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(built)],
+        done = subprocess.run([*compiler, *flags, str(SOURCE), "-o", str(built)],
                               capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise OSError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "compiler failed")
@@ -71,26 +73,59 @@ def build(compiler: str, flags: tuple[str, ...]) -> Path:
     return target
 
 
+def _flag_sets() -> list[tuple[str, ...]]:
+    """Flags to try, best first: tuned and multi-threaded; without OpenMP (e.g. Apple clang); without
+    -march=native (compilers that reject it, e.g. clang 14 on aarch64)."""
+    no_omp = tuple(f for f in FLAGS if f != "-fopenmp")
+    return [FLAGS, no_omp, tuple(f for f in no_omp if f != "-march=native")]
+
+
+def _openmp_runtimes() -> set[str]:
+    """Distinct OpenMP runtime files mapped into this process (Linux only; empty elsewhere)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return set()
+    return {line.split()[-1] for line in maps.splitlines() if re.search(r"lib(g|i)omp[^/]*\.so", line)}
+
+
+def _compiler() -> list[str] | None:
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])  # e.g. "ccache gcc"
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    return None if found is None else [found]
+
+
 @functools.lru_cache(maxsize=1)
 def int4_library() -> ctypes.CDLL | None:
     """The compiled int4 dequantization library, or None (fallback to PyTorch) with one warning."""
     if not enabled():
         return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    compiler = _compiler()
     if compiler is None:
-        log.warning("no C compiler found: int4 prefill dequantizes with PyTorch ops (~3x slower; "
+        log.warning("no C compiler found: int4 prefill dequantizes with PyTorch ops (several times slower; "
                     "install gcc, e.g. `apt install gcc`, for the native kernel)")
         return None
-    try:
-        torch.zeros(1)  # PyTorch's libgomp is loaded before ours asks for libgomp.so.1
-        try:
-            path = build(compiler, FLAGS)
-        except OSError:  # a compiler without OpenMP: single-threaded, still several times faster
-            path = build(compiler, tuple(f for f in FLAGS if f != "-fopenmp"))
-        return load(path)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("building the native int4 kernel failed (%s): int4 prefill dequantizes with PyTorch ops", exc)
-        return None
+    torch.zeros(1)  # PyTorch's libgomp is loaded before ours asks for libgomp.so.1
+    errors = []
+    for flags in _flag_sets():
+        for root in (None, Path(tempfile.gettempdir()) / f"unicomp-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"):
+            try:
+                lib = load(build(compiler, flags, root))
+            except (OSError, subprocess.SubprocessError) as exc:  # compiler error, or a read-only cache
+                errors.append(f"{' '.join(flags)}{'' if root is None else ' in ' + str(root)}: {exc}")
+                continue
+            if errors:
+                log.info("native int4 kernel: built with %s after %s", " ".join(flags), "; ".join(errors))
+            runtimes = _openmp_runtimes()
+            if len(runtimes) > 1:
+                log.warning("two OpenMP runtimes are loaded (%s): the native int4 kernel's threads do not follow "
+                            "torch.set_num_threads; set UNICOMP_NATIVE_KERNELS=0 if prefill is slow",
+                            ", ".join(sorted(runtimes)))
+            return lib
+    log.warning("building the native int4 kernel failed (%s): int4 prefill dequantizes with PyTorch ops",
+                errors[-1] if errors else "?")
+    return None
 
 
 def load(path: Path) -> ctypes.CDLL:

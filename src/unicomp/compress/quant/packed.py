@@ -454,6 +454,7 @@ class Int4PackedLinear(PackedLinear):
         self.register_buffer("scale_and_zeros", scale_and_zeros.to(compute_dtype).contiguous())
         self.register_buffer("zero", _zero_codes(qw.zero))  # exact zeros for export (bf16 rounds zero_term)
         self.register_buffer("perm", None if perm is None else perm.to(torch.int32))
+        self.native_exact = _native_exact(self.scale_and_zeros[..., 0])
 
     @classmethod
     def violation(cls, qw: QuantizedWeight, compute_dtype: torch.dtype, device: torch.device) -> str | None:
@@ -512,7 +513,7 @@ class Int4PackedLinear(PackedLinear):
         reuse: the native kernel writes into a per-thread scratch buffer that the next reuse call
         overwrites (for a weight consumed at once)."""
         native = int4_dequantize(self.packed, self.scale_and_zeros, self.out_features, self.in_features,
-                                 self.group_size, reuse=reuse)
+                                 self.group_size, reuse=reuse) if self.native_exact else None
         return self.dense_weight_torch() if native is None else native.t()
 
     def dense_weight_torch(self) -> torch.Tensor:
@@ -543,6 +544,15 @@ class Int4PackedLinear(PackedLinear):
             g_idx = torch.empty_like(perm).index_copy_(0, perm, _contiguous_g_idx(self.in_features, group, perm.device))
         scale = self.scale_and_zeros[:: self.repeat, :, 0].t().float()
         return self._restore(q, scale, self.zero, g_idx)
+
+
+def _native_exact(scale: torch.Tensor) -> bool:
+    """Whether the native dequantization gives this weight PyTorch's bits exactly: q * scale must be exact
+    in fp32 whether or not a compiler fuses it into the add (scales of at most 20 significant bits: every
+    bf16 scale, not every fp32 one), and no weight may be subnormal (the AVX-512 rounding flushes those;
+    scales of at least 2^-100 rule it out). Other weights take the PyTorch path."""
+    s = scale.detach().float().abs().contiguous()
+    return bool(((s.view(torch.int32) & 0xF) == 0).all() and ((s == 0) | (s >= 2.0 ** -100)).all())
 
 
 def _int4_kernel_group(group_size: int) -> int | None:
