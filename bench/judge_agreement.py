@@ -30,9 +30,9 @@ def table_from_json(path: str) -> str:
     for name, stats in data.get("by_stratum", {}).items():
         lines.append(f"| {name.removeprefix('trustllm_')} | {stats['items']} | {_interval(stats, 'accuracy')} "
                      f"| {_interval(stats, 'kappa')} | {len(stats['labels'])} |")
-    lines += ["", f"{data['labelled_in_both']} items labelled by both judges, {data['sample']} sampled "
-              f"(stratified by {data.get('stratified_by') or 'nothing'}); bootstrap intervals from "
-              f"{data['resamples']:,} resamples, seed {data['seed']}."]
+    lines += ["", (f"{data['labelled_in_both']} items labelled by both judges, {data['sample']} sampled "
+                   f"(stratified by {data.get('stratified_by') or 'nothing'}); bootstrap intervals from "
+                   f"{data['resamples']:,} resamples, seed {data['seed']}.")]
     return "\n".join(lines)
 
 

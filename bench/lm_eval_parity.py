@@ -66,9 +66,9 @@ def table_from_json(path: str) -> str:
     data = json.loads(Path(path).read_text())
     lines = []
     if data["tasks"]:
-        lines += [f"| task (first {data['limit']} items) | max \\|Δ log-lik\\| over all choices | acc items equal "
+        lines += [(f"| task (first {data['limit']} items) | max \\|Δ log-lik\\| over all choices | acc items equal "
                   "| acc_norm items equal | acc (ours / lm-eval) | acc_norm (ours / lm-eval) | unicomp items/s "
-                  "| lm-eval items/s | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| lm-eval items/s | speed-up |"), "|---|---|---|---|---|---|---|---|---|"]
         for name, row in data["tasks"].items():
             n = row["items"]
             norm_equal = "-" if row["acc_norm_items_equal"] is None else f"{row['acc_norm_items_equal']}/{n}"
@@ -80,8 +80,8 @@ def table_from_json(path: str) -> str:
             lines.append(f"| {TASK_TITLES.get(name, name)} | {row['max_abs_loglikelihood_diff']:.1e} | {row['acc_items_equal']}/{n} "
                          f"| {norm_equal} | {pair('acc')} | {pair('acc_norm')} | {row['ours_items_per_s']:.2f} "
                          f"| {row['lm_eval_items_per_s']:.2f} | **{row['speedup']:.2f}x** |")
-        lines += ["", f"Batch size {data['batch_size']}, {data['threads']} threads; seconds are the median of "
-                  f"{data['repeats']} timed run(s) of each engine, one task at a time."]
+        lines += ["", (f"Batch size {data['batch_size']}, {data['threads']} threads; seconds are the median of "
+                       f"{data['repeats']} timed run(s) of each engine, one task at a time.")]
     wiki = data.get("wikitext")
     if wiki:
         lines += ([""] if lines else []) + ["| metric | unicomp | lm-eval |", "|---|---|---|"]

@@ -132,9 +132,9 @@ def table_from_json(path: str) -> str:
                      f"| {show(s['trustllm'])} | {s['compared']} | {'yes' if s['all_equal'] else '**no**'} |")
     equal = sum(s["all_equal"] for s in summary)
     problems = data.get("template_problems") or []
-    lines += ["", f"{equal}/{len(summary)} subtasks equal on every metric TrustLLM also computes "
+    lines += ["", (f"{equal}/{len(summary)} subtasks equal on every metric TrustLLM also computes "
               f"({sum(s['compared'] for s in summary)} metrics compared, {sum(s['n'] for s in summary):,} records); "
-              f"judge prompt templates: {'identical' if not problems else 'differ: ' + ', '.join(problems)}."]
+              f"judge prompt templates: {'identical' if not problems else 'differ: ' + ', '.join(problems)}.")]
     return "\n".join(lines)
 
 

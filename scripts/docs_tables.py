@@ -105,7 +105,7 @@ def unit_work(report: dict[str, Any]) -> str:
     minutes = sum(u.get("wall_seconds") or 0 for u in units) / 60
     return (f"{len(units)} units, {minutes:.1f} min of unit work on {export['environment'].get('device_name', '?')}"
             + (f" ({len(units) - len(computed)} reused from earlier runs)" if len(computed) < len(units) else "")
-            + f"; per-unit times: `SELECT task, wall_seconds FROM units` in the store.")
+            + "; per-unit times: `SELECT task, wall_seconds FROM units` in the store.")
 
 
 def training_seconds(report: dict[str, Any]) -> dict[str, float]:

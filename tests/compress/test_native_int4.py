@@ -115,7 +115,7 @@ def test_prefill_takes_the_native_path(monkeypatch):
     x = torch.randn(P.PREFILL_ROWS, 256, generator=torch.Generator().manual_seed(15)).to(torch.bfloat16)
     expected = x @ module.dense_weight_torch().t()
 
-    def refuse(self):  # noqa: ANN001
+    def refuse(self: P.Int4PackedLinear) -> torch.Tensor:
         raise AssertionError("the PyTorch dequantization ran although the native kernel is available")
 
     monkeypatch.setattr(P.Int4PackedLinear, "dense_weight_torch", refuse)

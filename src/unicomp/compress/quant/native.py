@@ -56,7 +56,7 @@ def _cpu_flags() -> str:
 
 def build(compiler: list[str], flags: tuple[str, ...], root: Path | None = None) -> Path:
     """Compile SOURCE once per (source, compiler, flags, CPU) under `root` (default: the cache)."""
-    version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30).stdout
+    version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compiler), version, " ".join(flags),
                                     platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     target = (root or cache_dir() / "kernels") / f"int4_dequant-{key}.so"
@@ -66,7 +66,7 @@ def build(compiler: list[str], flags: tuple[str, ...], root: Path | None = None)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # atomic: parallel builds never see half a file
         built = Path(tmp) / target.name
         done = subprocess.run([*compiler, *flags, str(SOURCE), "-o", str(built)],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             raise OSError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "compiler failed")
         os.replace(built, target)
