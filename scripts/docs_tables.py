@@ -103,7 +103,10 @@ def unit_work(report: dict[str, Any]) -> str:
     units = export["units"]
     computed = [u for u in units if not u.get("reused")]
     minutes = sum(u.get("wall_seconds") or 0 for u in units) / 60
-    return (f"{len(units)} units, {minutes:.1f} min of unit work on {export['environment'].get('device_name', '?')}"
+    sitting = ""
+    if export.get("created_at") and export.get("finished_at"):
+        sitting = f" (the run, start to finish: {(export['finished_at'] - export['created_at']) / 60:.1f} min)"
+    return (f"{len(units)} units, {minutes:.1f} min of unit work{sitting} on {export['environment'].get('device_name', '?')}"
             + (f" ({len(units) - len(computed)} reused from earlier runs)" if len(computed) < len(units) else "")
             + "; per-unit times: `SELECT task, wall_seconds FROM units` in the store.")
 
