@@ -20,7 +20,6 @@ from __future__ import annotations
 from _machine import machine, spread  # the CPU / GPU, threads and versions the numbers came from
 import argparse
 import json
-import sys
 import os
 import tempfile
 import time
@@ -93,11 +92,6 @@ def table_from_json(path: str) -> str:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--table"]:
-        if len(sys.argv) != 3:
-            sys.exit("usage: lm_eval_parity.py --table RESULTS.json")
-        print(table_from_json(sys.argv[2]))
-        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--tasks", default="arc_easy,hellaswag,piqa")
@@ -109,7 +103,11 @@ def main() -> None:
                     help="lm-eval materialises full-vocabulary logits per window: keep this small")
     ap.add_argument("--repeats", type=int, default=1, help="timed runs of every evaluation (min/median/max)")
     ap.add_argument("--json", default=None, help="write the numbers here")
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown tables of a stored --json file")
     args = ap.parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
 

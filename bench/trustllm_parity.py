@@ -139,17 +139,18 @@ def table_from_json(path: str) -> str:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--table"]:
-        if len(sys.argv) != 3:
-            sys.exit("usage: trustllm_parity.py --table RESULTS.json")
-        print(table_from_json(sys.argv[2]))
-        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("generations")
+    ap.add_argument("generations", nargs="?", help="the generations JSONL to score (not needed with --table)")
     ap.add_argument("--json", default=None, help="write the comparison here")
     ap.add_argument("--reference-python", default=os.environ.get("TRUSTLLM_PYTHON"),
                     help="python of the venv with trustllm==0.3.0 (default: $TRUSTLLM_PYTHON)")
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
     args = ap.parse_args()
+    if args.table:
+        print(table_from_json(args.table))
+        return
+    if not args.generations:
+        ap.error("pass the generations JSONL (or --table JSON)")
     if not args.reference_python:
         ap.error("pass --reference-python (the trustllm venv's python) or set TRUSTLLM_PYTHON")
 

@@ -90,6 +90,13 @@ def fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def score_cell(score: float | None, retained_pct: float | None, spec: str = ".3f") -> str:
+    """A score with its retention in brackets where there is one (never on the base)."""
+    if score is None:
+        return "-"
+    return format(score, spec) + ("" if retained_pct is None else f" ({retained_pct:.0f}%)")
+
+
 def provenance(config_path: str, report: dict[str, Any]) -> str:
     env = report["export"]["environment"]
     return (f"Generated from run `{report['run_id']}` (commit {(env.get('git_revision') or '?')[:7]}, "
@@ -132,15 +139,8 @@ def dimensions_table(config_path: str, report: dict[str, Any]) -> str:
     cell = {(d["model"], d["dimension"]): d for d in dims}
     lines = [provenance(config_path, report), "", "| model | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
     for m in models:
-        cells = []
-        for n in names:
-            d = cell.get((m, n))
-            if d is None or d.get("score") is None:
-                cells.append("-")
-            elif m == "base" or d.get("retained_pct") is None:
-                cells.append(f"{d['score']:.3f}")
-            else:
-                cells.append(f"{d['score']:.3f} ({d['retained_pct']:.0f}%)")
+        cells = [score_cell((cell.get((m, n)) or {}).get("score"),
+                            None if m == "base" else (cell.get((m, n)) or {}).get("retained_pct")) for n in names]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + unit_work(report) + "\n"
 
@@ -206,15 +206,9 @@ def tasks_table(config_path: str, report: dict[str, Any]) -> str:
              "|---|---|" + "---:|" * len(models)]
     for task, metric in tasks:
         spec = ".2f" if "perplexity" in metric else ".3f"
-        cells = []
-        for m in models:
-            r = cell.get((m, task, metric))
-            if r is None or r.get("score") is None:
-                cells.append("-")
-            elif m == "base" or r.get("retained_pct") is None:
-                cells.append(format(r["score"], spec))
-            else:
-                cells.append(f"{r['score']:{spec}} ({r['retained_pct']:.0f}%)")
+        cells = [score_cell((cell.get((m, task, metric)) or {}).get("score"),
+                            None if m == "base" else (cell.get((m, task, metric)) or {}).get("retained_pct"), spec)
+                 for m in models]
         lines.append(f"| {task} | {metric} | " + " | ".join(cells) + " |")
     dist = report.get("distance") or {}
     if dist:

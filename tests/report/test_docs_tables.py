@@ -31,6 +31,20 @@ def tiny_run(tmp_path: Path, tiny_model: Path, name: str, **overrides: object) -
     return config, run_experiment(load_config(config))
 
 
+def render(tmp_path: Path, config: Path, kind: str) -> subprocess.CompletedProcess:
+    """Run the script on a page holding one empty run table of `kind`; the page is tmp_path/page.md."""
+    doc = tmp_path / "page.md"
+    doc.write_text(f"<!-- run-table: {config} {kind} -->\n<!-- /run-table -->\n")
+    return script(str(doc), cwd=tmp_path)
+
+
+def rendered(tmp_path: Path, config: Path, kind: str) -> str:
+    """The page after a successful `render`."""
+    done = render(tmp_path, config, kind)
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "page.md").read_text()
+
+
 def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: Path, tiny_model: Path) -> None:
     config, result = tiny_run(tmp_path, tiny_model, "doc", evaluation={"tasks": ["arc_easy"], "limit": 4, "batch_size": 4},
                               distance={"windows": 1, "seq_len": 32})
@@ -45,13 +59,11 @@ def test_run_tables_come_from_the_store_and_check_catches_a_hand_edit(tmp_path: 
     score = next(r["score"] for r in result["rows"] if r["model"] == "magnitude-50")
     assert f"| magnitude-50 | {score:.3f} |" in text
     assert script(str(doc), "--check", cwd=tmp_path).returncode == 0
-    turned = tmp_path / "turned.md"  # the same run, tasks down and models across
-    turned.write_text(f"<!-- run-table: {config} tasks -->\n<!-- /run-table -->\n")
-    assert script(str(turned), cwd=tmp_path).returncode == 0
+    turned = rendered(tmp_path, config, "tasks")  # the same run, tasks down and models across
     row = next(r for r in result["rows"] if r["model"] == "magnitude-50" and r["task"] == "arc_easy")
     base = next(r["score"] for r in result["rows"] if r["model"] == "base" and r["task"] == "arc_easy")
     kept = "" if row["retained_pct"] is None else f" ({row['retained_pct']:.0f}%)"
-    assert f"| arc_easy | {row['metric']} | {base:.3f} | {row['score']:.3f}{kept} |" in turned.read_text()
+    assert f"| arc_easy | {row['metric']} | {base:.3f} | {row['score']:.3f}{kept} |" in turned
     doc.write_text(text.replace(f"| magnitude-50 | {score:.3f} |", "| magnitude-50 | 0.999 |"))
     check = script(str(doc), "--check", cwd=tmp_path)
     assert check.returncode == 1 and "differs" in check.stdout
@@ -61,11 +73,7 @@ def test_efficiency_tables_come_from_the_runs_profiles_and_need_one(tmp_path: Pa
     config, result = tiny_run(tmp_path, tiny_model, "eff", evaluation={"tasks": ["arc_easy"], "limit": 2, "batch_size": 2},
                               efficiency={"prompt_tokens": 16, "new_tokens": 4, "decode_tokens": 6, "batch_sizes": [1],
                                           "repeats": 1, "threads": 1, "dtypes": ["float32"], "devices": ["l4"]})
-    doc = tmp_path / "page.md"
-    doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
-    done = script(str(doc), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    text = doc.read_text()
+    text = rendered(tmp_path, config, "efficiency")
     report = json.loads((tmp_path / "out" / "eff-report.json").read_text())
     assert report["run_id"] == result["run_id"] and result["run_id"] in text
     for row in report["runtime"]:  # every measured profile is a row, with its own numbers
@@ -74,8 +82,7 @@ def test_efficiency_tables_come_from_the_runs_profiles_and_need_one(tmp_path: Pa
     assert f"| {seconds:.0f} |" in text
 
     config, _ = tiny_run(tmp_path, tiny_model, "no_eff", evaluation={"tasks": ["arc_easy"], "limit": 2, "batch_size": 2})
-    doc.write_text(f"<!-- run-table: {config} efficiency -->\n<!-- /run-table -->\n")
-    failed = script(str(doc), cwd=tmp_path)
+    failed = render(tmp_path, config, "efficiency")
     assert failed.returncode != 0 and "measured no runtime" in failed.stderr
 
 
@@ -102,11 +109,7 @@ def test_dimension_tables_are_the_runs_reliability_scores_and_retention(tmp_path
         "tasks": ["trustllm_privacy_privacy_awareness_confAIde", "trustllm_ethics_implicit_ETHICS"], "limit": 4,
         "batch_size": 4, "max_gen_toks": {"trustllm_privacy_privacy_awareness_confAIde": 8,
                                           "trustllm_ethics_implicit_ETHICS": 8}})
-    doc = tmp_path / "page.md"
-    doc.write_text(f"<!-- run-table: {config} dimensions -->\n<!-- /run-table -->\n")
-    done = script(str(doc), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    text = doc.read_text()
+    text = rendered(tmp_path, config, "dimensions")
     report = json.loads((tmp_path / "out" / "rel-report.json").read_text())
     scored = list(dict.fromkeys(d["dimension"] for d in report["dimensions"]))  # a dimension needs a defined score
     assert "ethics" in scored and set(scored) <= {"privacy", "ethics"}

@@ -56,6 +56,23 @@ def matmul_flops(dtype: torch.dtype, n: int = GEMM_SIZE, repeats: int = 5) -> fl
     return 2 * n**3 / _best_seconds(lambda: torch.mm(a, b), repeats)
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo ("flags" on x86, "Features" on aarch64), or None
+    where the kernel does not expose them (macOS, Windows)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
 def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from unicomp.efficiency.machine import cpu_flags
 from unicomp.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -44,21 +45,12 @@ def enabled() -> bool:
     return os.environ.get("UNICOMP_NATIVE_KERNELS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def build(compiler: list[str], flags: tuple[str, ...], root: Path | None = None) -> Path:
     """Compile SOURCE once per (source, compiler, flags, CPU) under `root` (default: the cache)."""
     version = subprocess.run([*compiler, "--version"], capture_output=True, text=True, timeout=30, check=False).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(compiler), version, " ".join(flags),
-                                    platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+                                    platform.machine(), " ".join(sorted(cpu_flags() or ())) or platform.processor()]
+                                   ).encode()).hexdigest()[:16]
     target = (root or cache_dir() / "kernels") / f"int4_dequant-{key}.so"
     if target.exists():
         return target

@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -54,6 +53,7 @@ from torch import nn
 
 from unicomp.compress.quant.grid import QuantizedWeight, QuantScheme
 from unicomp.compress.quant.native import int4_dequantize
+from unicomp.efficiency.machine import cpu_flags
 from unicomp.errors import UnicompError
 from unicomp.models.options import torch_dtype
 
@@ -75,16 +75,10 @@ def cpu_supports_bf16() -> bool:
 
     Without them bf16 kernels emulate and are slower than fp32, so the default falls back to fp32.
     """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
+    flags = cpu_flags()
+    if flags is None:
         capability = torch.backends.cpu.get_cpu_capability().upper()
         return "AMX" in capability or "BF16" in capability
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):  # x86, aarch64
-            flags.update(value.split())
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
