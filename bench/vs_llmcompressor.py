@@ -308,7 +308,7 @@ def markdown(report: dict) -> str:
     head = ["method", "unicomp ppl", f"{theirs} ppl", f"unicomp ppl vs {theirs}",
             *(["unicomp ppl, activations left in float", f"{theirs} ppl, activations left in float"] if float_ppl
               else []), f"unicomp time{timing}", f"{theirs} time{timing}", "time ratio"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    lines = [*setup_lines(report), "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
 
     def num(value: float | None, spec: str) -> str:
         return "-" if value is None else format(value, spec)
@@ -334,6 +334,20 @@ def markdown(report: dict) -> str:
                      "x" if r.get("time_ratio") is not None else "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def setup_lines(report: dict) -> list[str]:
+    """What every row shares: the base model's perplexity on the same windows and the calibration set."""
+    cal, windows = report.get("calibration") or {}, report.get("ppl_windows")
+    parts = []
+    if report.get("base_ppl") is not None:
+        parts.append(f"base model perplexity {report['base_ppl']:.3f} (WikiText-2, "
+                     f"{'every window' if not windows else f'first {windows} windows'} of 2048 tokens)")
+    if cal.get("n_samples"):
+        same = any(r.get("calibration_identical") for r in report.get("runs") or [])
+        parts.append(f"calibration {cal['n_samples']} samples, {cal.get('total_tokens', '?')} tokens"
+                     + (", the same token ids for both tools" if same else ""))
+    return [f"Shared by every row: {'; '.join(parts)}.", ""] if parts else []
 
 
 def table_from_json(path: str) -> str:
