@@ -285,6 +285,8 @@ def main() -> None:
                     theirs = json.loads(out.read_text())
                 else:
                     print(f"{method}: reference reused from {out}", flush=True)
+                    row["llmcompressor_reused"] = {"file": str(out), "written_at_utc": time.strftime(
+                        "%Y-%m-%d %H:%M", time.gmtime(out.stat().st_mtime))}
                 merge_reference(row, theirs, stats, cpu_runs, cal.record.get("sha256"))
                 if args.reference_dir:
                     row["llmcompressor_json"] = str(out)
@@ -347,6 +349,11 @@ def setup_lines(report: dict) -> list[str]:
         same = any(r.get("calibration_identical") for r in report.get("runs") or [])
         parts.append(f"calibration {cal['n_samples']} samples, {cal.get('total_tokens', '?')} tokens"
                      + (", the same token ids for both tools" if same else ""))
+    reused = sorted({r["llmcompressor_reused"]["written_at_utc"] for r in report.get("runs") or []
+                     if r.get("llmcompressor_reused")})
+    if reused:
+        parts.append("llm-compressor's side reused from its run on the same tokens, windows and threads at "
+                     + ", ".join(reused) + " UTC (`--resume --reference-dir`), not run again")
     return [f"Shared by every row: {'; '.join(parts)}.", ""] if parts else []
 
 
