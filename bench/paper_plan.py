@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _cli import measure_or_render
 from _machine import machine
 
 
@@ -58,16 +59,7 @@ def table_from_json(path: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/paper.yaml")
-    ap.add_argument("--json", default=None, help="write the plan's summary here")
-    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
-    args = ap.parse_args()
-    if args.table:
-        print(table_from_json(args.table))
-        return
-    if not args.json:
-        ap.error("pass --json OUT (or --table JSON)")
-    Path(args.json).write_text(json.dumps(measure(args.config), indent=1))
-    print(table_from_json(args.json))
+    measure_or_render(ap, lambda a: measure(a.config), table_from_json)
 
 
 if __name__ == "__main__":

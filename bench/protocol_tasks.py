@@ -17,6 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from _cli import measure_or_render
 from _machine import machine
 
 
@@ -54,17 +55,7 @@ def main() -> None:
     ap.add_argument("--tasks", default="gsm8k_paper,math_500")
     ap.add_argument("--limit", type=int, default=10)
     ap.add_argument("--max-gen-toks", type=int, default=384)
-    ap.add_argument("--json", default=None, help="write the scores here")
-    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
-    args = ap.parse_args()
-    if args.table:
-        print(table_from_json(args.table))
-        return
-    if not args.json:
-        ap.error("pass --json OUT (or --table JSON)")
-    result = measure(args.model, args.tasks.split(","), args.limit, args.max_gen_toks)
-    Path(args.json).write_text(json.dumps(result, indent=1))
-    print(table_from_json(args.json))
+    measure_or_render(ap, lambda a: measure(a.model, a.tasks.split(","), a.limit, a.max_gen_toks), table_from_json)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from _cli import measure_or_render
 from _machine import machine
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "quant_formats"
@@ -67,17 +68,7 @@ def table_from_json(path: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--json", default=None, help="write the measurement here")
-    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a stored --json file")
-    args = ap.parse_args()
-    if args.table:
-        print(table_from_json(args.table))
-        return
-    if not args.json:
-        ap.error("pass --json OUT (or --table JSON)")
-    data = measure()
-    Path(args.json).write_text(json.dumps(data, indent=1))
-    print(table_from_json(args.json))
+    measure_or_render(ap, lambda a: measure(), table_from_json)
 
 
 if __name__ == "__main__":
